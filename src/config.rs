@@ -1,0 +1,200 @@
+//! Settings: the defaults in `config/default.toml` (compiled in), an optional file given
+//! with `--config`, then `CLOUDPILOT__SECTION__KEY` environment variables, later ones
+//! winning. Nothing else in the crate reads files or the environment for settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub secrets: SecretSettings,
+    pub fleet: FleetSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub node_name: String,
+    pub log_format: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoreSettings {
+    pub backend: String,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub pbkdf2_iterations: u32,
+    pub login_failures_per_window: u64,
+    pub login_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretSettings {
+    pub master_key: String,
+    pub master_key_id: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FleetSettings {
+    pub connect_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+    pub max_command_timeout_ms: u64,
+    pub max_backlog: usize,
+    pub keepalive_secs: u64,
+    pub connect_concurrency: usize,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl FleetSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs.max(1))
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CLOUDPILOT__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("CLOUDPILOT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.store.backend != "embedded" {
+            return Err(ConfigError::Invalid {
+                field: "store.backend",
+                reason: format!("unknown backend {:?} (this build has \"embedded\")", self.store.backend),
+            });
+        }
+        if !matches!(self.server.log_format.as_str(), "human" | "json") {
+            return Err(ConfigError::Invalid {
+                field: "server.log_format",
+                reason: "must be \"human\" or \"json\"".into(),
+            });
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                field: "auth.jwt_secret",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        if !self.secrets.master_key.is_empty() && parse_hex_key(&self.secrets.master_key).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                field: "secrets.master_key",
+                reason: "must be 64 hex characters".into(),
+            });
+        }
+        if self.auth.pbkdf2_iterations == 0 || self.fleet.max_backlog == 0 {
+            return Err(ConfigError::Invalid {
+                field: "auth.pbkdf2_iterations / fleet.max_backlog",
+                reason: "must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML with every secret replaced by `"<set>"` or `"<generated>"`.
+    pub fn masked_toml(&self) -> String {
+        let mut copy = self.clone();
+        copy.auth.jwt_secret = mask(&copy.auth.jwt_secret);
+        copy.secrets.master_key = mask(&copy.secrets.master_key);
+        toml::to_string_pretty(&copy).unwrap_or_default()
+    }
+}
+
+fn mask(secret: &str) -> String {
+    if secret.is_empty() {
+        "<generated in data_dir>".into()
+    } else {
+        "<set>".into()
+    }
+}
+
+/// Parses a 32-byte key written as 64 hex characters.
+pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let env = [("CLOUDPILOT__FLEET__MAX_BACKLOG".to_string(), "7".to_string())];
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert_eq!(s.fleet.max_backlog, 7);
+        assert_eq!(s.server.listen.port(), 8000);
+    }
+
+    #[test]
+    fn masked_output_hides_secrets() {
+        let env = [("CLOUDPILOT__AUTH__JWT_SECRET".to_string(), "s".repeat(40))];
+        let s = Settings::load_with_env(None, env).unwrap();
+        let text = s.masked_toml();
+        assert!(!text.contains(&"s".repeat(40)));
+        assert!(text.contains("<set>"));
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused() {
+        let env = [("CLOUDPILOT__AUTH__JWT_SECRET".to_string(), "short".to_string())];
+        assert!(Settings::load_with_env(None, env).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! CloudPilot: a control plane for fleets of MikroTik routers.
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod fleet;
+pub mod routeros;
+pub mod sim;
+pub mod store;
