@@ -2,7 +2,9 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod fleet;
+pub mod node;
 pub mod routeros;
 pub mod sim;
 pub mod store;

@@ -1,1 +1,213 @@
-//! fleet
+//! The fleet: one supervised `RouterSession` actor per router, each holding one
+//! persistent, multiplexed RouterOS session, and the dispatch of commands to them.
+//!
+//! [`Fleet`] is the handle the API uses. Lookups go through a shared map of session
+//! handles, so dispatching a command costs one map read, one semaphore permit (the
+//! per-router backlog) and one actor message.
+
+mod session;
+mod status;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use serde_json::Value;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::config::FleetSettings;
+use crate::routeros::client::Credentials;
+use crate::routeros::request::{CommandFailure, RestRequest};
+use crate::store::{Router, RouterId, RouterStatus};
+
+use session::{SessionMsg, SessionSpec};
+pub use status::{LiveStatus, Phase};
+use supervisor::{FleetSupervisor, SessionHandle, SupervisorMsg};
+
+/// Why a command did not produce a result.
+#[derive(Debug)]
+pub enum ExecError {
+    /// The router's backlog is full; try again later (503).
+    Backlog,
+    Failed(CommandFailure),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub open: usize,
+    pub connecting: usize,
+    pub offline: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the fleet supervisor: {0}")]
+pub struct FleetStartError(String);
+
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<FleetInner>,
+}
+
+struct FleetInner {
+    supervisor: ActorRef<SupervisorMsg>,
+    sessions: Arc<DashMap<RouterId, SessionHandle>>,
+    settings: FleetSettings,
+    connect_permits: Arc<Semaphore>,
+}
+
+impl Fleet {
+    pub async fn start(settings: FleetSettings) -> Result<Fleet, FleetStartError> {
+        let sessions = Arc::new(DashMap::new());
+        let (supervisor, _join) = Actor::spawn(None, FleetSupervisor, sessions.clone())
+            .await
+            .map_err(|e| FleetStartError(e.to_string()))?;
+        let connect_permits = Arc::new(Semaphore::new(settings.connect_concurrency.max(1)));
+        Ok(Fleet {
+            inner: Arc::new(FleetInner {
+                supervisor,
+                sessions,
+                settings,
+                connect_permits,
+            }),
+        })
+    }
+
+    /// Starts (or restarts) the session for `router`; returns once the actor runs, not
+    /// once the router is reached.
+    pub async fn open(&self, router: Router, password: String) {
+        let status = self
+            .inner
+            .sessions
+            .get(&router.id)
+            .map(|h| h.status.clone())
+            .unwrap_or_default();
+        let spec = SessionSpec {
+            router_id: router.id,
+            host: router.host,
+            port: router.port,
+            credentials: Arc::new(Credentials {
+                username: router.username,
+                password,
+            }),
+            settings: self.inner.settings.clone(),
+            connect_permits: self.inner.connect_permits.clone(),
+            status,
+        };
+        let backlog = Arc::new(Semaphore::new(self.inner.settings.max_backlog));
+        let (tx, rx) = oneshot::channel();
+        let msg = SupervisorMsg::Open {
+            spec,
+            backlog,
+            reply: tx.into(),
+        };
+        if self.inner.supervisor.send_message(msg).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops the router's session and closes its connection.
+    pub async fn close(&self, router_id: RouterId) {
+        let (tx, rx) = oneshot::channel();
+        let msg = SupervisorMsg::Close {
+            router_id,
+            reply: tx.into(),
+        };
+        if self.inner.supervisor.send_message(msg).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn execute(
+        &self,
+        router_id: RouterId,
+        req: RestRequest,
+        timeout: Duration,
+    ) -> Result<Value, ExecError> {
+        self.send(router_id, req, timeout, false).await
+    }
+
+    /// Checks that the router answers, with a fresh connection attempt if it is offline.
+    pub async fn test_connection(&self, router_id: RouterId) -> Result<(), String> {
+        let req = RestRequest::parse(Some("GET"), "system/identity", None, None)
+            .expect("static request is valid");
+        let timeout = self.inner.settings.connect_timeout();
+        match self.send(router_id, req, timeout, true).await {
+            Ok(_) => Ok(()),
+            Err(ExecError::Failed(CommandFailure::Trap { .. })) => Ok(()),
+            Err(ExecError::Backlog) => Err("too many commands waiting".into()),
+            Err(ExecError::Failed(CommandFailure::Timeout)) => Err("no answer in time".into()),
+            Err(ExecError::Failed(f)) => Err(f.to_string()),
+        }
+    }
+
+    async fn send(
+        &self,
+        router_id: RouterId,
+        req: RestRequest,
+        timeout: Duration,
+        fresh: bool,
+    ) -> Result<Value, ExecError> {
+        let unreachable = |message: &str| {
+            ExecError::Failed(CommandFailure::Unreachable {
+                message: message.to_string(),
+            })
+        };
+        let handle = match self.inner.sessions.get(&router_id) {
+            Some(h) => h.clone(),
+            None => return Err(unreachable("no session for this router on this node")),
+        };
+        let permit = handle
+            .backlog
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ExecError::Backlog)?;
+        let (tx, rx) = oneshot::channel();
+        let msg = SessionMsg::Execute {
+            req,
+            timeout,
+            fresh,
+            reply: tx.into(),
+            permit,
+        };
+        handle
+            .actor
+            .send_message(msg)
+            .map_err(|_| unreachable("session is restarting"))?;
+        // The session enforces the deadline; this outer bound only guards against a lost
+        // reply port (the session stopped while the command waited).
+        let guard = timeout + self.inner.settings.connect_timeout() + Duration::from_secs(1);
+        match tokio::time::timeout(guard, rx).await {
+            Ok(Ok(result)) => result.map_err(ExecError::Failed),
+            Ok(Err(_)) => Err(unreachable("session closed before answering")),
+            Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
+        }
+    }
+
+    pub fn status(&self, router_id: RouterId) -> RouterStatus {
+        self.inner
+            .sessions
+            .get(&router_id)
+            .map(|h| h.status.snapshot())
+            .unwrap_or_default()
+    }
+
+    pub fn counts(&self) -> SessionCounts {
+        let mut counts = SessionCounts::default();
+        for entry in self.inner.sessions.iter() {
+            match entry.status.phase() {
+                Phase::Online => counts.open += 1,
+                Phase::Connecting => counts.connecting += 1,
+                Phase::Offline => counts.offline += 1,
+            }
+        }
+        counts
+    }
+
+    /// Stops every session and the supervisor.
+    pub fn shutdown(&self) {
+        self.inner.supervisor.stop_children(None);
+        self.inner.supervisor.stop(None);
+    }
+}

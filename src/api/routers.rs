@@ -1,0 +1,530 @@
+//! `/routers/...`: a user's routers, and the commands run on them through the fleet.
+//! Another user's router is indistinguishable from a missing one (404).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use warp::reply::Response;
+
+use super::error::json_response;
+use super::request::{ApiRequest, Fields};
+use super::{ApiError, AppState};
+use crate::auth::Principal;
+use crate::fleet::ExecError;
+use crate::routeros::request::{CommandFailure, RestRequest};
+use crate::store::{NewRouter, Router, RouterId, Transport};
+
+/// Fields a client sees in a router but cannot set; sent back in a PUT they are ignored.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "is_online",
+    "last_checked",
+    "last_error",
+    "routeros_version",
+    "created_at",
+    "updated_at",
+];
+
+pub async fn collection(state: &AppState, req: &ApiRequest) -> Result<Response, ApiError> {
+    let principal = req.principal(state)?;
+    req.require_method("GET, POST")?;
+    if req.method == Method::GET {
+        let tag = req.query_param("tag");
+        let routers = state.store.routers_for_user(principal.user_id).await?;
+        let list: Vec<Value> = routers
+            .iter()
+            .filter(|r| tag.as_ref().is_none_or(|t| r.tags.contains(t)))
+            .map(|r| router_json(state, r))
+            .collect();
+        return Ok(json_response(StatusCode::OK, &Value::Array(list)));
+    }
+    let input = RouterInput::read(req.json_object()?, None)?;
+    let password = input.password.clone().unwrap_or_default();
+    let sealed = state.sealer.seal(password.as_bytes()).map_err(|e| {
+        tracing::error!(cause = %e, "sealing a router password failed");
+        ApiError::Unavailable("Secret sealing is unavailable; nothing was changed.".into())
+    })?;
+    let router = state
+        .store
+        .create_router(NewRouter {
+            owner: principal.user_id,
+            name: input.name,
+            host: input.host,
+            port: input.port,
+            username: input.username,
+            password: sealed,
+            transport: input.transport,
+            use_https: input.use_https,
+            tls: input.tls,
+            tags: input.tags,
+        })
+        .await?;
+    tracing::info!(
+        router.id = router.id,
+        user.id = principal.user_id,
+        "router added"
+    );
+    state.fleet.open(router.clone(), password).await;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &router_json(state, &router),
+    ))
+}
+
+pub async fn item(state: &AppState, id: &str, req: &ApiRequest) -> Result<Response, ApiError> {
+    let principal = req.principal(state)?;
+    req.require_method("GET, PUT, PATCH, DELETE")?;
+    let router = owned_router(state, &principal, id).await?;
+    match req.method {
+        Method::GET => Ok(json_response(StatusCode::OK, &router_json(state, &router))),
+        Method::DELETE => {
+            state.store.delete_router(router.id).await?;
+            state.fleet.close(router.id).await;
+            tracing::info!(router.id = router.id, "router deleted");
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "message": format!("Router \"{}\" has been successfully deleted", router.name)
+                }),
+            ))
+        }
+        _ => update(state, router, req).await,
+    }
+}
+
+async fn update(state: &AppState, old: Router, req: &ApiRequest) -> Result<Response, ApiError> {
+    let partial = req.method == Method::PATCH;
+    let input = RouterInput::read(req.json_object()?, partial.then_some(&old))?;
+    let password = match &input.password {
+        Some(p) => Some((
+            p.clone(),
+            state.sealer.seal(p.as_bytes()).map_err(|_| {
+                ApiError::Unavailable("Secret sealing is unavailable; nothing was changed.".into())
+            })?,
+        )),
+        None => None,
+    };
+    let mut router = old.clone();
+    router.name = input.name;
+    router.host = input.host;
+    router.port = input.port;
+    router.username = input.username;
+    router.transport = input.transport;
+    router.use_https = input.use_https;
+    router.tls = input.tls;
+    router.tags = input.tags;
+    if let Some((_, sealed)) = &password {
+        router.password = sealed.clone();
+    }
+    router.updated_at = crate::store::Timestamp::now();
+    let router = state.store.update_router(router).await?;
+    let reconnect = router.host != old.host
+        || router.port != old.port
+        || router.username != old.username
+        || router.transport != old.transport
+        || router.use_https != old.use_https
+        || router.tls != old.tls
+        || password.is_some();
+    if reconnect {
+        let plain = match password {
+            Some((p, _)) => p,
+            None => open_password(state, &router)?,
+        };
+        state.fleet.close(router.id).await;
+        state.fleet.open(router.clone(), plain).await;
+    }
+    Ok(json_response(StatusCode::OK, &router_json(state, &router)))
+}
+
+pub async fn action(
+    state: &AppState,
+    id: &str,
+    action: &str,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    if !matches!(
+        action,
+        "test-connection" | "device-info" | "execute-command"
+    ) {
+        return Err(ApiError::NotFound);
+    }
+    let principal = req.principal(state)?;
+    match action {
+        "test-connection" => req.require_method("POST, GET")?,
+        "device-info" => req.require_method("GET")?,
+        _ => req.require_method("POST")?,
+    }
+    let router = owned_router(state, &principal, id).await?;
+    match action {
+        "test-connection" => {
+            let outcome = state.fleet.test_connection(router.id).await;
+            let mut body = json!({
+                "router_id": router.id,
+                "is_online": outcome.is_ok(),
+                "message": "Connection test completed",
+            });
+            if let Err(e) = outcome {
+                body["error"] = Value::String(e);
+            }
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        "device-info" => device_info(state, &router).await,
+        _ => execute_command(state, &router, req).await,
+    }
+}
+
+async fn owned_router(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Router, ApiError> {
+    let id: RouterId = id.parse().map_err(|_| ApiError::router_not_found())?;
+    match state.store.router(id).await? {
+        Some(r) if r.owner == principal.user_id => Ok(r),
+        _ => Err(ApiError::router_not_found()),
+    }
+}
+
+fn open_password(state: &AppState, router: &Router) -> Result<String, ApiError> {
+    let bytes = state.sealer.open(&router.password).map_err(|e| {
+        tracing::error!(router.id = router.id, cause = %e, "cannot unseal router password");
+        ApiError::Unavailable("Router secret cannot be unsealed with the configured key.".into())
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn router_json(state: &AppState, r: &Router) -> Value {
+    let status = state.fleet.status(r.id);
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "host": r.host,
+        "port": r.port,
+        "username": r.username,
+        "transport": r.transport.as_str(),
+        "use_https": r.use_https,
+        "tls": r.tls,
+        "tags": r.tags,
+        "is_online": status.is_online,
+        "last_checked": status.last_checked.map(|t| t.to_rfc3339()),
+        "last_error": status.last_error,
+        "routeros_version": status.routeros_version,
+        "created_at": r.created_at.to_rfc3339(),
+        "updated_at": r.updated_at.to_rfc3339(),
+    })
+}
+
+/// A router's settable fields after validation.
+struct RouterInput {
+    name: String,
+    host: String,
+    port: u16,
+    username: String,
+    password: Option<String>,
+    transport: Transport,
+    use_https: bool,
+    tls: String,
+    tags: Vec<String>,
+}
+
+impl RouterInput {
+    /// Reads a create or full update (`base: None`) or a partial update over `base`.
+    fn read(body: Map<String, Value>, base: Option<&Router>) -> Result<RouterInput, ApiError> {
+        let mut f = Fields::new(body);
+        let required = base.is_none();
+        let name = f.string("name", required);
+        let host = f.string("host", required);
+        let username = f.string("username", required);
+        let password = f.string("password", false);
+        let transport = f.string("transport", false);
+        let use_https = f.boolean("use_https");
+        let tls = f.string("tls", false);
+        let tags = f.string_list("tags");
+        let port = f.integer("port", 1, 65535);
+        f.read_only(READ_ONLY);
+
+        let name = name
+            .or_else(|| base.map(|b| b.name.clone()))
+            .unwrap_or_default();
+        if name.chars().count() > 100 {
+            f.invalid("name", "Ensure this field has no more than 100 characters.");
+        }
+        let host = host
+            .or_else(|| base.map(|b| b.host.clone()))
+            .unwrap_or_default();
+        if !host.is_empty() && !is_host(&host) {
+            f.invalid("host", "Enter a valid IPv4 or IPv6 address or DNS name.");
+        }
+        let username = username
+            .or_else(|| base.map(|b| b.username.clone()))
+            .unwrap_or_default();
+        if username.chars().count() > 100 || username.chars().any(char::is_control) {
+            f.invalid(
+                "username",
+                "Enter a valid RouterOS user name (at most 100 characters).",
+            );
+        }
+        if password.as_ref().is_some_and(|p| p.len() > 256) {
+            f.invalid(
+                "password",
+                "Ensure this field has no more than 256 characters.",
+            );
+        }
+        let transport = match transport.as_deref() {
+            None => base.map_or(Transport::Api, |b| b.transport),
+            Some("api") => Transport::Api,
+            Some("rest") => {
+                f.invalid(
+                    "transport",
+                    "The REST transport is not available in this version.",
+                );
+                Transport::Api
+            }
+            Some(_) => {
+                f.invalid("transport", "\"transport\" must be \"api\" or \"rest\".");
+                Transport::Api
+            }
+        };
+        let use_https = use_https.or(base.map(|b| b.use_https)).unwrap_or(false);
+        if use_https {
+            f.invalid("use_https", "API-SSL is not available in this version.");
+        }
+        let tls = tls
+            .or_else(|| base.map(|b| b.tls.clone()))
+            .unwrap_or_else(|| "verify".into());
+        if !is_tls_mode(&tls) {
+            f.invalid(
+                "tls",
+                "Must be \"verify\", \"insecure\" or \"pin:<64 hex sha256>\".",
+            );
+        }
+        let tags = tags
+            .or_else(|| base.map(|b| b.tags.clone()))
+            .unwrap_or_default();
+        if tags.len() > 32 || tags.iter().any(|t| !is_tag(t)) {
+            f.invalid(
+                "tags",
+                "Tags are 1-64 characters of letters, digits, '_', '-', '.', ':' (at most 32).",
+            );
+        }
+        let default_port = match (transport, use_https) {
+            (Transport::Api, false) => 8728,
+            (Transport::Api, true) => 8729,
+            (Transport::Rest, false) => 80,
+            (Transport::Rest, true) => 443,
+        };
+        let port = port
+            .map(|p| p as u16)
+            .or_else(|| base.map(|b| b.port))
+            .unwrap_or(default_port);
+        f.finish()?;
+        Ok(RouterInput {
+            name,
+            host,
+            port,
+            username,
+            password,
+            transport,
+            use_https,
+            tls,
+            tags,
+        })
+    }
+}
+
+fn is_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && !name
+            .split('.')
+            .all(|l| l.chars().all(|c| c.is_ascii_digit()))
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_tls_mode(tls: &str) -> bool {
+    match tls.strip_prefix("pin:") {
+        Some(pin) => pin.len() == 64 && pin.chars().all(|c| c.is_ascii_hexdigit()),
+        None => matches!(tls, "verify" | "insecure"),
+    }
+}
+
+fn is_tag(tag: &str) -> bool {
+    (1..=64).contains(&tag.len())
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+async fn device_info(state: &AppState, router: &Router) -> Result<Response, ApiError> {
+    let timeout = state.settings.fleet.command_timeout();
+    let read = |menu: &str| {
+        RestRequest::parse(Some("GET"), menu, None, None).expect("static menu paths are valid")
+    };
+    let resource = state
+        .fleet
+        .execute(router.id, read("system/resource"), timeout)
+        .await;
+    let resource = resource.map_err(|e| exec_error(router.id, "system/resource", "GET", e))?;
+    let identity = state
+        .fleet
+        .execute(router.id, read("system/identity"), timeout)
+        .await;
+    let identity = identity.map_err(|e| exec_error(router.id, "system/identity", "GET", e))?;
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "router_id": router.id,
+            "device_info": {
+                "identity": field(&identity, "name"),
+                "cpu_load": field(&resource, "cpu-load"),
+                "free_memory": field(&resource, "free-memory"),
+                "total_memory": field(&resource, "total-memory"),
+                "free_hdd_space": field(&resource, "free-hdd-space"),
+                "total_hdd_space": field(&resource, "total-hdd-space"),
+                "version": field(&resource, "version"),
+                "uptime": field(&resource, "uptime"),
+                "board_name": field(&resource, "board-name"),
+                "architecture": field(&resource, "architecture-name"),
+            },
+            "message": "Device information retrieved successfully",
+        }),
+    ))
+}
+
+async fn execute_command(
+    state: &AppState,
+    router: &Router,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let command = body
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let method = body
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_uppercase();
+    let fail = |status: StatusCode, error: String| {
+        ApiError::Body(
+            status,
+            json!({
+                "router_id": router.id,
+                "command": command,
+                "method": method,
+                "error": error,
+                "status_code": status.as_u16(),
+            }),
+            None,
+        )
+    };
+    if command.trim().is_empty() {
+        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
+    }
+    if let Some(extra) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "command" | "method" | "params" | "data" | "timeout_ms"
+        )
+    }) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown field \"{extra}\""),
+        ));
+    }
+    let max = state.settings.fleet.max_command_timeout_ms;
+    let timeout = match body.get("timeout_ms") {
+        None | Some(Value::Null) => state.settings.fleet.command_timeout(),
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
+            _ => {
+                let msg = format!("timeout_ms must be an integer from 1 to {max}");
+                return Err(fail(StatusCode::BAD_REQUEST, msg));
+            }
+        },
+    };
+    if body.get("method").is_some_and(|m| !m.is_string()) {
+        let msg = "Invalid HTTP method. Must be GET, POST, PUT, PATCH, or DELETE".to_string();
+        return Err(fail(StatusCode::BAD_REQUEST, msg));
+    }
+    let rest = RestRequest::parse(
+        Some(&method),
+        &command,
+        body.get("params"),
+        body.get("data"),
+    )
+    .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let started = Instant::now();
+    let outcome = state.fleet.execute(router.id, rest, timeout).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(result) => Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "router_id": router.id,
+                "command": command,
+                "method": method,
+                "result": result,
+                "message": "Command executed successfully",
+                "elapsed_ms": (elapsed_ms * 1000.0).round() / 1000.0,
+            }),
+        )),
+        Err(e) => Err(exec_error(router.id, &command, &method, e)),
+    }
+}
+
+/// The contract's failure body for a command that did not succeed.
+fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) -> ApiError {
+    let (status, error, category, retry_after) = match err {
+        ExecError::Backlog => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many commands are already waiting for this router; retry later".to_string(),
+            None,
+            Some(1),
+        ),
+        ExecError::Failed(CommandFailure::Trap { message, category }) => {
+            (StatusCode::BAD_REQUEST, message, category, None)
+        }
+        ExecError::Failed(CommandFailure::NotFound { message }) => {
+            (StatusCode::NOT_FOUND, message, None, None)
+        }
+        ExecError::Failed(CommandFailure::Timeout) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "The router did not answer in time; the command was cancelled".to_string(),
+            None,
+            None,
+        ),
+        ExecError::Failed(CommandFailure::Unreachable { message }) => (
+            StatusCode::BAD_GATEWAY,
+            format!("Router unreachable: {message}"),
+            None,
+            None,
+        ),
+    };
+    let mut body = json!({
+        "router_id": router_id,
+        "command": command,
+        "method": method,
+        "error": error,
+        "status_code": status.as_u16(),
+    });
+    if let Some(c) = category {
+        body["category"] = json!(c);
+    }
+    ApiError::Body(status, body, retry_after)
+}

@@ -1,0 +1,365 @@
+//! `RouterSession`: the one actor that holds a router's RouterOS connection.
+//!
+//! The actor never waits on the network. Connecting runs in a task that reports back with
+//! a message; each command runs in a task of its own on the shared, multiplexed
+//! connection and answers its reply port directly, so many commands are in flight at once
+//! and a slow one never blocks the mailbox. Every connection belongs to a `generation`:
+//! messages about an older connection are ignored, so a late report of a dead connection
+//! can never tear down its replacement.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::status::{LiveStatus, Phase};
+use crate::config::FleetSettings;
+use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials};
+use crate::routeros::request::{self, CommandFailure, RestRequest};
+use crate::store::RouterId;
+
+/// Everything needed to (re)start a session; kept by the supervisor for restarts.
+#[derive(Clone)]
+pub struct SessionSpec {
+    pub router_id: RouterId,
+    pub host: String,
+    pub port: u16,
+    pub credentials: Arc<Credentials>,
+    pub settings: FleetSettings,
+    /// Bounds connection attempts across the whole fleet (start-up, mass reconnects).
+    pub connect_permits: Arc<Semaphore>,
+    pub status: Arc<LiveStatus>,
+}
+
+pub type CommandReply = RpcReplyPort<Result<Value, CommandFailure>>;
+
+pub enum SessionMsg {
+    /// Run a command. `fresh` asks for a new connection attempt now if the router is
+    /// offline, instead of answering with the last error (used by test-connection).
+    Execute {
+        req: RestRequest,
+        timeout: Duration,
+        fresh: bool,
+        reply: CommandReply,
+        permit: OwnedSemaphorePermit,
+    },
+    Connected {
+        generation: u64,
+        conn: Connection,
+        version: Option<String>,
+    },
+    ConnectFailed {
+        generation: u64,
+        error: String,
+    },
+    Lost {
+        generation: u64,
+        reason: String,
+    },
+    Reconnect {
+        generation: u64,
+    },
+    Tick,
+}
+
+/// A command waiting for the connection to come up.
+struct Waiting {
+    req: RestRequest,
+    deadline: Instant,
+    reply: CommandReply,
+    permit: OwnedSemaphorePermit,
+}
+
+pub struct SessionState {
+    spec: SessionSpec,
+    conn: Option<Connection>,
+    generation: u64,
+    waiting: VecDeque<Waiting>,
+    /// Failed attempts in a row, for the backoff.
+    failures: u32,
+    last_failure: Option<(Instant, String)>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct RouterSession;
+
+impl Actor for RouterSession {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionSpec;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        spec: SessionSpec,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        let period = spec.settings.keepalive() / 2;
+        let ticker =
+            myself.send_interval(period.max(Duration::from_millis(500)), || SessionMsg::Tick);
+        let mut state = SessionState {
+            spec,
+            conn: None,
+            generation: 0,
+            waiting: VecDeque::new(),
+            failures: 0,
+            last_failure: None,
+            ticker: Some(ticker),
+        };
+        start_connect(&myself, &mut state);
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        if let Some(conn) = state.conn.take() {
+            conn.close();
+        }
+        fail_waiting(state, "session closed");
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Execute {
+                req,
+                timeout,
+                fresh,
+                reply,
+                permit,
+            } => {
+                let deadline = Instant::now() + timeout;
+                match (&state.conn, state.spec.status.phase()) {
+                    (Some(conn), Phase::Online) => run(
+                        conn.clone(),
+                        state.spec.status.clone(),
+                        req,
+                        timeout,
+                        reply,
+                        permit,
+                    ),
+                    (_, Phase::Connecting) => state.waiting.push_back(Waiting {
+                        req,
+                        deadline,
+                        reply,
+                        permit,
+                    }),
+                    _ => {
+                        let recent = state.last_failure.as_ref().filter(|(at, _)| {
+                            at.elapsed()
+                                < Duration::from_millis(
+                                    state.spec.settings.backoff_initial_ms.max(1000),
+                                )
+                        });
+                        match recent {
+                            Some((_, error)) if !fresh => {
+                                let message = error.clone();
+                                let _ = reply.send(Err(CommandFailure::Unreachable { message }));
+                            }
+                            _ => {
+                                state.waiting.push_back(Waiting {
+                                    req,
+                                    deadline,
+                                    reply,
+                                    permit,
+                                });
+                                start_connect(&myself, state);
+                            }
+                        }
+                    }
+                }
+            }
+            SessionMsg::Connected {
+                generation,
+                conn,
+                version,
+            } => {
+                if generation != state.generation {
+                    conn.close();
+                    return Ok(());
+                }
+                tracing::info!(router.id = state.spec.router_id, router.version = ?version, "session up");
+                state.failures = 0;
+                state.last_failure = None;
+                state.spec.status.set_online(version);
+                let watcher = myself.clone();
+                let watched = conn.clone();
+                tokio::spawn(async move {
+                    let reason = watched.closed().await.to_string();
+                    let _ = watcher.send_message(SessionMsg::Lost { generation, reason });
+                });
+                for w in std::mem::take(&mut state.waiting) {
+                    let left = w.deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        let _ = w.reply.send(Err(CommandFailure::Timeout));
+                    } else {
+                        run(
+                            conn.clone(),
+                            state.spec.status.clone(),
+                            w.req,
+                            left,
+                            w.reply,
+                            w.permit,
+                        );
+                    }
+                }
+                state.conn = Some(conn);
+            }
+            SessionMsg::ConnectFailed { generation, error } => {
+                if generation != state.generation {
+                    return Ok(());
+                }
+                state.failures += 1;
+                tracing::debug!(router.id = state.spec.router_id, cause = %error, attempt = state.failures, "connect failed");
+                if state.failures == 1 {
+                    tracing::warn!(router.id = state.spec.router_id, router.addr = %format!("{}:{}", state.spec.host, state.spec.port), cause = %error, "router unreachable");
+                }
+                state.spec.status.set_offline(error.clone());
+                fail_waiting(state, &error);
+                state.last_failure = Some((Instant::now(), error));
+                let delay = backoff(&state.spec.settings, state.failures);
+                myself.send_after(delay, move || SessionMsg::Reconnect { generation });
+            }
+            SessionMsg::Lost { generation, reason } => {
+                if generation != state.generation {
+                    return Ok(());
+                }
+                tracing::info!(router.id = state.spec.router_id, cause = %reason, "session lost; reconnecting");
+                state.conn = None;
+                state.spec.status.set_offline(reason);
+                start_connect(&myself, state);
+            }
+            SessionMsg::Reconnect { generation } => {
+                if generation == state.generation && state.spec.status.phase() == Phase::Offline {
+                    start_connect(&myself, state);
+                }
+            }
+            SessionMsg::Tick => keepalive(state),
+        }
+        Ok(())
+    }
+}
+
+/// Runs one command on the live connection in its own task.
+fn run(
+    conn: Connection,
+    status: Arc<LiveStatus>,
+    req: RestRequest,
+    timeout: Duration,
+    reply: CommandReply,
+    permit: OwnedSemaphorePermit,
+) {
+    tokio::spawn(async move {
+        let result = request::execute(&conn, &req, timeout).await;
+        if !matches!(result, Err(CommandFailure::Unreachable { .. })) {
+            status.touch();
+        }
+        let _ = reply.send(result);
+        drop(permit);
+    });
+}
+
+/// Sends a cheap probe on a quiet connection; a failed probe closes the connection, which
+/// the watcher reports as `Lost`.
+fn keepalive(state: &mut SessionState) {
+    let Some(conn) = &state.conn else { return };
+    let status = &state.spec.status;
+    if status.idle_ms() < state.spec.settings.keepalive().as_millis() as u64 {
+        return;
+    }
+    let conn = conn.clone();
+    let status = status.clone();
+    let timeout = state.spec.settings.connect_timeout();
+    status.touch();
+    tokio::spawn(async move {
+        let probe = Command::new("/system/identity/print");
+        match conn.call_timeout(probe, timeout).await {
+            Ok(_) => status.mark_checked(),
+            Err(e) if e.is_connection_failure() => conn.close(),
+            Err(crate::routeros::client::ClientError::Timeout) => conn.close(),
+            Err(_) => status.mark_checked(),
+        }
+    });
+}
+
+fn start_connect(myself: &ActorRef<SessionMsg>, state: &mut SessionState) {
+    state.generation += 1;
+    let generation = state.generation;
+    if let Some(old) = state.conn.take() {
+        old.close();
+    }
+    state.spec.status.set_connecting();
+    let spec = state.spec.clone();
+    let myself = myself.clone();
+    tokio::spawn(async move {
+        let msg = match connect(&spec).await {
+            Ok((conn, version)) => SessionMsg::Connected {
+                generation,
+                conn,
+                version,
+            },
+            Err(error) => SessionMsg::ConnectFailed { generation, error },
+        };
+        if let Err(ractor::MessagingErr::SendErr(SessionMsg::Connected { conn, .. })) =
+            myself.send_message(msg)
+        {
+            conn.close();
+        }
+    });
+}
+
+async fn connect(spec: &SessionSpec) -> Result<(Connection, Option<String>), String> {
+    let _permit = spec
+        .connect_permits
+        .acquire()
+        .await
+        .map_err(|_| "fleet stopped".to_string())?;
+    let opts = ConnectOptions {
+        connect_timeout: spec.settings.connect_timeout(),
+        login_timeout: spec.settings.connect_timeout(),
+        tcp_keepalive: Some(spec.settings.keepalive()),
+    };
+    let conn = Connection::connect(&spec.host, spec.port, &spec.credentials, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let probe = Command::new("/system/resource/print").api_attr(".proplist", "version");
+    let version = match conn
+        .call_timeout(probe, spec.settings.connect_timeout())
+        .await
+    {
+        Ok(resp) => resp.rows.first().and_then(|r| r.get_str("version")),
+        Err(e) if e.is_connection_failure() => return Err(e.to_string()),
+        Err(_) => None,
+    };
+    Ok((conn, version))
+}
+
+fn fail_waiting(state: &mut SessionState, error: &str) {
+    for w in state.waiting.drain(..) {
+        let message = error.to_string();
+        let _ = w.reply.send(Err(CommandFailure::Unreachable { message }));
+    }
+}
+
+/// Exponential backoff with full jitter between half and the whole step.
+pub(crate) fn backoff(settings: &FleetSettings, failures: u32) -> Duration {
+    let base = settings.backoff_initial_ms.max(1);
+    let step = base
+        .saturating_mul(1u64 << failures.min(16).saturating_sub(1))
+        .min(settings.backoff_max_ms.max(base));
+    let jitter = rand::random_range(step / 2..=step);
+    Duration::from_millis(jitter)
+}

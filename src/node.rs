@@ -1,0 +1,162 @@
+//! A running CloudPilot node: opens the store, loads or creates the keys, starts the
+//! fleet with a session for every stored router, and serves the API. `cloudpilot serve`,
+//! the demo and the integration tests all start a node through [`Node::start`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, Metrics};
+use crate::auth::{Accounts, AccountsConfig, TokenIssuer};
+use crate::config::{parse_hex_key, Settings};
+use crate::fleet::Fleet;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::seal::{load_or_create_key_file, Sealer};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key file {path}: {source}")]
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetStartError),
+}
+
+/// A node that is serving. Dropping it does not stop it; call [`Node::shutdown`].
+pub struct Node {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node on `listener` (bind it to port 0 in tests).
+    pub async fn start(settings: Settings, listener: TcpListener) -> Result<Node, NodeError> {
+        let settings = Arc::new(settings);
+        let data_dir = &settings.store.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in(data_dir)?);
+
+        let jwt_secret = match settings.auth.jwt_secret.as_str() {
+            "" => key_file(&data_dir.join("jwt.key"))?.to_vec(),
+            s => s.as_bytes().to_vec(),
+        };
+        let master = match parse_hex_key(&settings.secrets.master_key) {
+            Some(key) => key,
+            None => key_file(&data_dir.join("master.key"))?,
+        };
+        let sealer = Arc::new(Sealer::new(settings.secrets.master_key_id, master));
+        let issuer = TokenIssuer::new(
+            &jwt_secret,
+            Duration::from_secs(settings.auth.access_ttl_secs),
+            Duration::from_secs(settings.auth.refresh_ttl_secs),
+        );
+        let accounts = Accounts::new(
+            store.clone(),
+            issuer,
+            AccountsConfig {
+                pbkdf2_iterations: settings.auth.pbkdf2_iterations,
+                login_failures_per_window: settings.auth.login_failures_per_window,
+                login_window: Duration::from_secs(settings.auth.login_window_secs),
+            },
+        );
+
+        let fleet = Fleet::start(settings.fleet.clone()).await?;
+        let routers = store.all_routers().await?;
+        let count = routers.len();
+        for router in routers {
+            match sealer.open(&router.password) {
+                Ok(password) => {
+                    let password = String::from_utf8_lossy(&password).into_owned();
+                    fleet.open(router, password).await;
+                }
+                Err(e) => {
+                    tracing::error!(router.id = router.id, cause = %e, "cannot unseal router password; session not opened")
+                }
+            }
+        }
+        tracing::info!(routers = count, "sessions opening");
+
+        let node = match settings.server.node_name.as_str() {
+            "" => std::env::var("HOSTNAME").unwrap_or_else(|_| "cloudpilot".into()),
+            name => name.to_string(),
+        };
+        let state = Arc::new(AppState {
+            settings: settings.clone(),
+            store,
+            accounts,
+            fleet,
+            sealer,
+            node,
+            metrics: Metrics::default(),
+        });
+        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: settings.server.listen,
+            source,
+        })?;
+        let (stop, mut stopped) = watch::channel(false);
+        let filter = api::routes(state.clone());
+        let server = tokio::spawn(async move {
+            warp::serve(filter)
+                .incoming(listener)
+                .graceful(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .run()
+                .await;
+        });
+        tracing::info!(http.addr = %addr, "listening");
+        Ok(Node {
+            addr,
+            state,
+            stop,
+            server,
+        })
+    }
+
+    /// Binds `settings.server.listen` and starts.
+    pub async fn bind_and_start(settings: Settings) -> Result<Node, NodeError> {
+        let addr = settings.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Listen { addr, source })?;
+        Node::start(settings, listener).await
+    }
+
+    /// Stops accepting requests, closes every router session, and waits for the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.state.fleet.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+fn key_file(path: &Path) -> Result<[u8; 32], NodeError> {
+    load_or_create_key_file(path).map_err(|source| NodeError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    })
+}
