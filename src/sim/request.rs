@@ -20,17 +20,15 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn parse(sentence: Sentence) -> Request {
-        let mut words = sentence.words.into_iter();
-        let mut request = Request {
-            command: words.next().unwrap_or_default(),
-            ..Request::default()
-        };
-        for word in words {
+        let mut request = Request::default();
+        for word in sentence.words {
             match word.first() {
                 Some(b'=') => request.attrs.push(split_attribute(word.slice(1..))),
                 Some(b'?') => request.queries.push(word.slice(1..)),
                 Some(b'.') if word.starts_with(b".tag=") => request.tag = Some(word.slice(5..)),
                 Some(b'.') => request.attrs.push(split_attribute(word)),
+                // The command is the first other word; a client may put `.tag` before it.
+                _ if request.command.is_empty() => request.command = word,
                 _ => {}
             }
         }
