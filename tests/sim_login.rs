@@ -157,3 +157,29 @@ async fn shutdown_closes_open_connections_and_stops_listening() {
         eventually(|| std::net::TcpStream::connect((info.host.as_str(), info.port)).is_err()).await;
     assert!(refused, "the listener still accepts after shutdown");
 }
+
+#[tokio::test]
+async fn a_login_written_one_byte_at_a_time_is_understood() {
+    use tokio::io::AsyncWriteExt;
+    let sim = one_router("7.18.2").await;
+    let info = &sim.routers()[0];
+    let mut raw = tokio::net::TcpStream::connect((info.host.as_str(), info.port))
+        .await
+        .unwrap();
+    raw.set_nodelay(true).unwrap();
+    let password = format!("=password={}", info.password);
+    let words = ["/login", "=name=admin", password.as_str(), ".tag=slow"];
+    let mut wire = bytes::BytesMut::new();
+    let sentence = cloudpilot::routeros::codec::Sentence {
+        words: words
+            .iter()
+            .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+            .collect(),
+    };
+    cloudpilot::routeros::codec::encode_sentence(&sentence, &mut wire);
+    for byte in wire.iter() {
+        raw.write_all(&[*byte]).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert!(eventually(|| sim.router(0).logins() == 1).await);
+}

@@ -42,8 +42,8 @@ pub(crate) struct Outgoing {
     pub(crate) ending: Ending,
 }
 
-/// Sends one command's replies to the writer, tagging is left to the caller; the first
-/// batch is cut in half when the command was chosen to be dropped.
+/// The way back for one command's replies, carrying its tag; the first batch is cut in
+/// half when the drop fault picked the command.
 pub(crate) struct Replier {
     tx: mpsc::Sender<Outgoing>,
     router: Arc<SimRouter>,

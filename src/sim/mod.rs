@@ -237,4 +237,30 @@ mod tests {
         let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
         assert_eq!(router_addr(ephemeral, 7).unwrap().port(), 0);
     }
+
+    #[test]
+    fn router_info_serializes_to_the_json_keys_the_cli_prints() {
+        let info = SimRouterInfo {
+            host: "127.0.0.1".into(),
+            port: 8728,
+            username: "admin".into(),
+            password: "pw".into(),
+            version: "7.18.2".into(),
+        };
+        let json = serde_json::to_string(&[info]).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"host":"127.0.0.1","port":8728,"username":"admin","password":"pw","version":"7.18.2"}]"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_non_loopback_listen_address_is_refused() {
+        let cfg = SimConfig {
+            listen_base: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ..SimConfig::default()
+        };
+        let err = Simulator::start(cfg).await.err().expect("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
 }

@@ -79,7 +79,7 @@ impl Session {
         match command {
             Some(Special::Login) => {
                 let reply = self.login(&req);
-                self.replier(&req, false).send(reply).await;
+                self.replier(req.tag.clone(), false).send(reply).await;
                 Flow::Continue
             }
             Some(Special::Quit) => self.fatal(b"session terminated on request").await,
@@ -87,7 +87,7 @@ impl Session {
             Some(Special::Cancel) => {
                 self.router.count_cancel();
                 let reply = self.cancel(&req);
-                self.replier(&req, false).send(reply).await;
+                self.replier(req.tag.clone(), false).send(reply).await;
                 Flow::Continue
             }
             _ => {
@@ -97,24 +97,18 @@ impl Session {
         }
     }
 
-    fn replier(&self, req: &Request, drop_first: bool) -> Replier {
+    fn replier(&self, tag: Option<Bytes>, drop_first: bool) -> Replier {
         let tx = self
             .tx
             .clone()
             .expect("the session is open while it handles sentences");
-        Replier::new(tx, self.router.clone(), req.tag.clone(), drop_first)
+        Replier::new(tx, self.router.clone(), tag, drop_first)
     }
 
     async fn fatal(&mut self, message: &'static [u8]) -> Flow {
-        let mut out = Replier::new(
-            self.tx
-                .clone()
-                .expect("the session is open while it handles sentences"),
-            self.router.clone(),
-            None,
-            false,
-        );
-        out.send_ending(vec![request::fatal(message)], Ending::Close)
+        let reply = vec![request::fatal(message)];
+        self.replier(None, false)
+            .send_ending(reply, Ending::Close)
             .await;
         Flow::Close
     }
@@ -180,7 +174,7 @@ impl Session {
             Fate::Hang => Outcome::Stream(Stream::Hang),
             Fate::Answer | Fate::Drop => commands::execute(&self.router, &req),
         };
-        let mut out = self.replier(&req, fate == Fate::Drop);
+        let mut out = self.replier(req.tag.clone(), fate == Fate::Drop);
         match outcome {
             Outcome::Reply(sentences) => {
                 out.send(sentences).await;
