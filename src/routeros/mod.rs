@@ -1,1 +1,2 @@
 //! routeros
+pub mod codec;
