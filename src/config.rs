@@ -117,7 +117,10 @@ impl Settings {
         if self.store.backend != "embedded" {
             return Err(ConfigError::Invalid {
                 field: "store.backend",
-                reason: format!("unknown backend {:?} (this build has \"embedded\")", self.store.backend),
+                reason: format!(
+                    "unknown backend {:?} (this build has \"embedded\")",
+                    self.store.backend
+                ),
             });
         }
         if !matches!(self.server.log_format.as_str(), "human" | "json") {
@@ -177,7 +180,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_defaults() {
-        let env = [("CLOUDPILOT__FLEET__MAX_BACKLOG".to_string(), "7".to_string())];
+        let env = [(
+            "CLOUDPILOT__FLEET__MAX_BACKLOG".to_string(),
+            "7".to_string(),
+        )];
         let s = Settings::load_with_env(None, env).unwrap();
         assert_eq!(s.fleet.max_backlog, 7);
         assert_eq!(s.server.listen.port(), 8000);
@@ -194,7 +200,10 @@ mod tests {
 
     #[test]
     fn short_jwt_secret_is_refused() {
-        let env = [("CLOUDPILOT__AUTH__JWT_SECRET".to_string(), "short".to_string())];
+        let env = [(
+            "CLOUDPILOT__AUTH__JWT_SECRET".to_string(),
+            "short".to_string(),
+        )];
         assert!(Settings::load_with_env(None, env).is_err());
     }
 }
