@@ -13,6 +13,7 @@ pub mod client;
 pub mod codec;
 pub mod command;
 pub mod error;
+mod execute;
 mod login;
 pub mod request;
 pub mod sentence;
@@ -22,4 +23,5 @@ pub use client::{ConnectOptions, Connection, Credentials, ReplyStream, Response}
 pub use command::Command;
 pub use error::ClientError;
 pub use login::challenge_response;
+pub use request::{execute, CommandFailure, InvalidRequest, RestMethod, RestRequest};
 pub use sentence::{Attrs, ProtocolError, Reply, ReplyKind};
