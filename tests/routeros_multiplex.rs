@@ -220,3 +220,19 @@ async fn no_client_side_read_timeout_while_waiting() {
     assert_eq!(resp.rows.len(), 1);
     peer.await.unwrap();
 }
+
+/// Dropping a call's future before its answer cancels the command on the router.
+#[tokio::test]
+async fn dropping_a_call_future_cancels_it() {
+    let (conn, peer) = connected(Segmentation::Whole, |mut peer| async move {
+        let tag = peer.expect(&["/slow"]).await;
+        let words = peer.read_sentence().await;
+        assert_eq!(words[0], b"/cancel");
+        assert!(words.contains(&format!("=tag={tag}").into_bytes()));
+    })
+    .await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), conn.call(Command::new("/slow")));
+    assert!(gave_up.await.is_err());
+    assert_eq!(conn.in_flight(), 0);
+    peer.await.unwrap();
+}

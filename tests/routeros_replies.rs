@@ -243,3 +243,33 @@ async fn unknown_reply_word_is_a_protocol_error() {
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
     peer.await.unwrap();
 }
+
+/// An untagged `!empty` with one command in flight belongs to it; with several it is
+/// ignored, and each command still completes on its own tagged `!done`.
+#[tokio::test]
+async fn untagged_empty_with_one_or_several_commands_in_flight() {
+    let (conn, peer) = connected(Segmentation::Whole, |mut peer| async move {
+        let a = peer.expect(&["/a"]).await;
+        peer.send_str(&["!empty"]).await;
+        peer.send_str(&["!done", &t(&a)]).await;
+        let b = peer.expect(&["/b"]).await;
+        let c = peer.expect(&["/c"]).await;
+        peer.send_str(&["!empty"]).await;
+        peer.send_str(&["!re", "=x=1", &t(&c)]).await;
+        peer.send_str(&["!done", &t(&b)]).await;
+        peer.send_str(&["!done", &t(&c)]).await;
+        peer.wait_for_close().await;
+    })
+    .await;
+    let a = conn.call(Command::new("/a")).await.unwrap();
+    assert!(a.empty && a.rows.is_empty());
+    let (b, c) = tokio::join!(conn.call(Command::new("/b")), async {
+        tokio::task::yield_now().await;
+        conn.call(Command::new("/c")).await
+    });
+    assert!(b.unwrap().rows.is_empty());
+    assert_eq!(c.unwrap().rows.len(), 1);
+    assert!(!conn.is_closed());
+    drop(conn);
+    peer.await.unwrap();
+}

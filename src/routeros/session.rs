@@ -214,6 +214,11 @@ impl Session {
                     return Ok(());
                 }
                 1 => table.waiters.keys().next().cloned().unwrap_or_default(),
+                // `!empty` carries nothing the following `!done` does not also imply.
+                n if reply.kind == ReplyKind::Empty => {
+                    tracing::debug!(commands = n, "untagged !empty ignored");
+                    return Ok(());
+                }
                 n => {
                     return Err(ClientError::Protocol(format!(
                         "untagged {:?} reply with {n} commands in flight",
