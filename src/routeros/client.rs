@@ -296,3 +296,26 @@ impl Drop for ReplyStream {
         self.conn.session().abandon(&self.tag);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections get TCP_NODELAY, and keepalive with the configured idle time.
+    #[tokio::test]
+    async fn tuned_socket_has_nodelay_and_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let opts = ConnectOptions {
+            tcp_keepalive: Some(Duration::from_secs(42)),
+            ..ConnectOptions::default()
+        };
+        tune_socket(&stream, &opts).unwrap();
+        let sock = SockRef::from(&stream);
+        assert!(stream.nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.keepalive_time().unwrap(), Duration::from_secs(42));
+    }
+}
