@@ -33,7 +33,11 @@ impl Sentence {
 
     /// Number of bytes this sentence occupies on the wire.
     pub fn encoded_len(&self) -> usize {
-        self.words.iter().map(|w| length_prefix_len(w.len()) + w.len()).sum::<usize>() + 1
+        self.words
+            .iter()
+            .map(|w| length_prefix_len(w.len()) + w.len())
+            .sum::<usize>()
+            + 1
     }
 }
 
@@ -121,7 +125,10 @@ impl Default for SentenceCodec {
 
 impl SentenceCodec {
     pub fn new(max_word: usize) -> Self {
-        Self { max_word, partial: Vec::new() }
+        Self {
+            max_word,
+            partial: Vec::new(),
+        }
     }
 }
 
@@ -135,7 +142,10 @@ impl Decoder for SentenceCodec {
                 return Ok(None);
             };
             if len > self.max_word {
-                return Err(FrameError::WordTooLong { len, max: self.max_word });
+                return Err(FrameError::WordTooLong {
+                    len,
+                    max: self.max_word,
+                });
             }
             if src.len() < prefix + len {
                 src.reserve(prefix + len - src.len());

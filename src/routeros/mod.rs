@@ -1,2 +1,27 @@
-//! routeros
+//! The RouterOS API: framing, reply parsing, login, tagged multiplexing with cancel, and
+//! the mapping of REST-style requests onto API sentences.
+//!
+//! - [`codec`]: words and sentences on the wire.
+//! - [`sentence`]: reply sentences parsed into [`Reply`].
+//! - [`command`]: commands to send.
+//! - [`client`]: [`Connection`], one logged-in connection shared by many commands.
+//! - [`request`]: `execute-command` requests (`GET ip/address`) run over a connection.
+//!
+//! It knows nothing of actors or HTTP servers: `fleet` owns sessions, `api` owns HTTP.
+
+pub mod client;
 pub mod codec;
+pub mod command;
+pub mod error;
+mod execute;
+mod login;
+pub mod request;
+pub mod sentence;
+mod session;
+
+pub use client::{ConnectOptions, Connection, Credentials, ReplyStream, Response};
+pub use command::Command;
+pub use error::ClientError;
+pub use login::challenge_response;
+pub use request::{execute, CommandFailure, InvalidRequest, RestMethod, RestRequest};
+pub use sentence::{Attrs, ProtocolError, Reply, ReplyKind};
