@@ -174,7 +174,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|tx| tables::touch(tx)).await
+        self.read(tables::touch).await
     }
 
     async fn create_user(&self, user: NewUser, key: ApiKey) -> StoreResult<User> {

@@ -6,9 +6,7 @@
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use super::tables::{
-    encode, load, next_id, API_KEYS, PUBLIC_KEYS, USERNAMES, USERS, USER_COUNTER,
-};
+use super::tables::{encode, load, next_id, API_KEYS, PUBLIC_KEYS, USERNAMES, USERS, USER_COUNTER};
 use crate::store::{
     ApiKey, NewUser, ProfileUpdate, StoreError, StoreResult, Timestamp, User, UserId,
 };
@@ -95,7 +93,10 @@ pub(super) fn api_key_by_public(
     tx: &ReadTransaction,
     public_key: &str,
 ) -> StoreResult<Option<ApiKey>> {
-    let owner = tx.open_table(PUBLIC_KEYS)?.get(public_key)?.map(|v| v.value());
+    let owner = tx
+        .open_table(PUBLIC_KEYS)?
+        .get(public_key)?
+        .map(|v| v.value());
     let Some(owner) = owner else {
         return Ok(None);
     };

@@ -26,7 +26,7 @@ struct RefreshFamily {
     expires_at: Timestamp,
 }
 
-/// Starts a family; `Conflict("refresh_family")` if the id is already in use.
+/// Starts a family; `Conflict("refresh_family")` if a live family already has that id.
 pub(super) fn create(
     tx: &WriteTransaction,
     family: &str,
@@ -37,8 +37,14 @@ pub(super) fn create(
 ) -> StoreResult<()> {
     prune_expired(tx, now)?;
     let mut families = tx.open_table(REFRESH_FAMILIES)?;
-    if families.get(family)?.is_some() {
-        return Err(StoreError::Conflict("refresh_family"));
+    let existing: Option<RefreshFamily> = load(&families, family, "refresh family")?;
+    if let Some(existing) = existing {
+        if existing.expires_at > now {
+            return Err(StoreError::Conflict("refresh_family"));
+        }
+        // Expired but not yet swept: it is gone as far as callers can tell.
+        tx.open_table(REFRESH_EXPIRY)?
+            .remove((existing.expires_at.0, family))?;
     }
     let record = RefreshFamily {
         user_id,
@@ -92,11 +98,8 @@ pub(super) fn rotate(
 
 /// Deletes the family; revoking an unknown family is not an error (logout is idempotent).
 pub(super) fn revoke(tx: &WriteTransaction, family: &str) -> StoreResult<()> {
-    let record: Option<RefreshFamily> = load(
-        &tx.open_table(REFRESH_FAMILIES)?,
-        family,
-        "refresh family",
-    )?;
+    let record: Option<RefreshFamily> =
+        load(&tx.open_table(REFRESH_FAMILIES)?, family, "refresh family")?;
     if let Some(record) = record {
         tx.open_table(REFRESH_FAMILIES)?.remove(family)?;
         tx.open_table(REFRESH_EXPIRY)?

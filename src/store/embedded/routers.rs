@@ -66,7 +66,8 @@ pub(super) fn all(tx: &ReadTransaction) -> StoreResult<Vec<Router>> {
 /// becomes now; a change of owner moves the router between owners' lists.
 pub(super) fn update(tx: &WriteTransaction, router: Router, now: Timestamp) -> StoreResult<Router> {
     let mut routers = tx.open_table(ROUTERS)?;
-    let stored: Router = load(&routers, router.id, "router")?.ok_or(StoreError::NotFound("router"))?;
+    let stored: Router =
+        load(&routers, router.id, "router")?.ok_or(StoreError::NotFound("router"))?;
     if stored.owner != router.owner {
         require_user(tx, router.owner)?;
         let mut index = tx.open_multimap_table(USER_ROUTERS)?;
