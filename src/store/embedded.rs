@@ -108,6 +108,10 @@ impl std::fmt::Debug for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens the database at `path`, creating the file and every table when missing.
+    ///
+    /// Blocks on file I/O (and, after a crash, on redb's repair of the file); call it at
+    /// startup before serving, or from `spawn_blocking`. Fails while another process, or
+    /// another `EmbeddedStore` in this one, holds the file.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
         let db = Database::create(path).map_err(|source| EmbeddedError::OpenFailed {
             path: path.to_path_buf(),

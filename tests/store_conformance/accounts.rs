@@ -71,6 +71,46 @@ pub async fn duplicate_public_key_conflicts_and_leaves_no_user<S: Store>(store: 
         .expect("bob can register with a fresh key");
 }
 
+/// Racing registrations of one name (in differing case) admit exactly one user.
+pub async fn concurrent_registrations_of_one_name_admit_exactly_one<S: Store>(store: &S) {
+    let names = [
+        "carol", "Carol", "CAROL", "cArOl", "carol", "CaRoL", "caroL", "CAROl",
+    ];
+    let attempts = names.iter().enumerate().map(|(i, name)| {
+        let key = format!("{i:032x}");
+        async move { store.create_user(new_user(name), api_key(&key)).await }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let winners = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        if let Err(err) = outcome {
+            assert!(
+                matches!(err, StoreError::Conflict("username")),
+                "got {err:?}"
+            );
+        }
+    }
+    let winner = store.user_by_username("carol").await.unwrap().unwrap();
+    let key = store.api_key_for_user(winner.id).await.unwrap().unwrap();
+    let mut resolvable = 0;
+    for i in 0..names.len() {
+        if store
+            .api_key_by_public(&format!("{i:032x}"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            resolvable += 1;
+        }
+    }
+    assert_eq!(
+        resolvable, 1,
+        "only the winner's key {} may resolve",
+        key.public_key
+    );
+}
+
 pub async fn lookups_find_users_by_id_and_any_case_of_name<S: Store>(store: &S) {
     let alice = store
         .create_user(new_user("Alice"), api_key("aa11"))

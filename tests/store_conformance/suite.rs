@@ -12,8 +12,6 @@
 //! conformance_suite!(suite, fresh_store());
 //! ```
 
-#![allow(dead_code)]
-
 #[path = "accounts.rs"]
 pub mod accounts;
 #[path = "fixtures.rs"]
@@ -31,6 +29,7 @@ macro_rules! conformance_suite {
             create_user_assigns_ids_and_stores_key,
             duplicate_username_ignores_case_and_leaves_no_key,
             duplicate_public_key_conflicts_and_leaves_no_user,
+            concurrent_registrations_of_one_name_admit_exactly_one,
             lookups_find_users_by_id_and_any_case_of_name,
             update_profile_changes_only_given_fields,
             update_profile_of_absent_user_is_not_found,

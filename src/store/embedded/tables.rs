@@ -97,3 +97,71 @@ pub(super) fn next_id(tx: &WriteTransaction, counter: &str) -> StoreResult<u64> 
     counters.insert(counter, next)?;
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{Store, StoreError};
+
+    /// A stored record that no longer decodes surfaces as `Corrupt`, not as a panic or as
+    /// "absent", so the operator learns the file is damaged.
+    #[tokio::test]
+    async fn undecodable_record_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_in(dir.path()).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(USERS)
+            .unwrap()
+            .insert(5, [0xffu8; 3].as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        let err = store.user_by_id(5).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "got {err:?}");
+        assert!(store.user_by_id(6).await.unwrap().is_none());
+    }
+
+    /// A write whose work fails commits nothing, even what it wrote before failing.
+    #[tokio::test]
+    async fn failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_in(dir.path()).unwrap();
+        let outcome: StoreResult<()> = store
+            .write(|tx| {
+                tx.open_table(USERNAMES)?.insert("half", 9)?;
+                next_id(tx, USER_COUNTER)?;
+                Err(StoreError::Conflict("username"))
+            })
+            .await;
+        assert!(matches!(outcome, Err(StoreError::Conflict("username"))));
+        let tx = store.db.begin_read().unwrap();
+        assert!(tx
+            .open_table(USERNAMES)
+            .unwrap()
+            .get("half")
+            .unwrap()
+            .is_none());
+        assert!(tx
+            .open_table(COUNTERS)
+            .unwrap()
+            .get(USER_COUNTER)
+            .unwrap()
+            .is_none());
+    }
+
+    /// Counters start at 1 and only grow within and across transactions.
+    #[test]
+    fn next_id_counts_up_from_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_in(dir.path()).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        assert_eq!(next_id(&tx, ROUTER_COUNTER).unwrap(), 1);
+        assert_eq!(next_id(&tx, ROUTER_COUNTER).unwrap(), 2);
+        assert_eq!(next_id(&tx, USER_COUNTER).unwrap(), 1);
+        tx.commit().unwrap();
+        let tx = store.db.begin_write().unwrap();
+        assert_eq!(next_id(&tx, ROUTER_COUNTER).unwrap(), 3);
+    }
+}
