@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Accounts, AccountsConfig, RegisterInput, TokenIssuer};
+use crate::auth::{AccountPolicy, Accounts, RegisterInput, TokenIssuer};
 use crate::config::Settings;
 use crate::node::Node;
 use crate::sim::{SimConfig, Simulator};
@@ -30,8 +30,8 @@ pub async fn run(settings: Settings, routers: usize) -> Result<(), AnyError> {
     let reg = match state
         .accounts
         .register(RegisterInput {
-            username: DEMO_USER.into(),
-            password: DEMO_PASSWORD.into(),
+            username: Some(DEMO_USER.into()),
+            password: Some(DEMO_PASSWORD.into()),
             email: Some("demo@example.com".into()),
         })
         .await
@@ -123,19 +123,11 @@ pub async fn create_user(
         std::time::Duration::from_secs(60),
         std::time::Duration::from_secs(60),
     );
-    let accounts = Accounts::new(
-        store,
-        issuer,
-        AccountsConfig {
-            pbkdf2_iterations: settings.auth.pbkdf2_iterations,
-            login_failures_per_window: settings.auth.login_failures_per_window,
-            login_window: std::time::Duration::from_secs(settings.auth.login_window_secs),
-        },
-    );
+    let accounts = Accounts::new(store, issuer?, AccountPolicy::from_settings(&settings.auth));
     let reg = accounts
         .register(RegisterInput {
-            username: username.into(),
-            password: password.into(),
+            username: Some(username.into()),
+            password: Some(password.into()),
             email,
         })
         .await

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState, Metrics};
-use crate::auth::{Accounts, AccountsConfig, TokenIssuer};
+use crate::auth::{AccountPolicy, Accounts, TokenIssuer};
 use crate::config::{parse_hex_key, Settings};
 use crate::fleet::Fleet;
 use crate::store::embedded::EmbeddedStore;
@@ -37,6 +37,8 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("token signing key: {0}")]
+    Signing(#[from] crate::auth::TokenError),
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetStartError),
 }
@@ -76,12 +78,8 @@ impl Node {
         );
         let accounts = Accounts::new(
             store.clone(),
-            issuer,
-            AccountsConfig {
-                pbkdf2_iterations: settings.auth.pbkdf2_iterations,
-                login_failures_per_window: settings.auth.login_failures_per_window,
-                login_window: Duration::from_secs(settings.auth.login_window_secs),
-            },
+            issuer?,
+            AccountPolicy::from_settings(&settings.auth),
         );
 
         let fleet = Fleet::start(settings.fleet.clone()).await?;

@@ -246,10 +246,6 @@ impl Fields {
             .push(msg.to_string());
     }
 
-    pub fn present(&self, name: &str) -> bool {
-        self.map.contains_key(name)
-    }
-
     /// A string field; `required` ones report a missing or blank value.
     pub fn string(&mut self, name: &'static str, required: bool) -> Option<String> {
         self.known.push(name);

@@ -8,8 +8,9 @@ use warp::reply::Response;
 use super::error::json_response;
 use super::request::{ApiRequest, Fields};
 use super::{ApiError, AppState};
+use crate::auth::Profile;
 use crate::auth::{AccountError, RegisterInput};
-use crate::store::{ProfileUpdate, User};
+use crate::store::ProfileUpdate;
 
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {
@@ -24,6 +25,14 @@ impl From<AccountError> for ApiError {
             AccountError::TokenInvalid => ApiError::TokenInvalid,
             AccountError::Throttled { retry_after_secs } => {
                 ApiError::Throttled { retry_after_secs }
+            }
+            AccountError::CredentialsMissing | AccountError::ApiKeysMissing => {
+                ApiError::bad_request(err.to_string())
+            }
+            AccountError::UserNotFound(_) => ApiError::TokenInvalid,
+            AccountError::TokenIssue(_) | AccountError::HashingAborted => {
+                tracing::error!(cause = %err, "account operation failed");
+                ApiError::Unavailable("Authentication is temporarily unavailable.".into())
             }
             AccountError::Store(e) => e.into(),
         }
@@ -58,7 +67,8 @@ pub async fn token_refresh(state: &AppState, req: &ApiRequest) -> Result<Respons
         .find_map(|k| body.get(*k).and_then(Value::as_str))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::field("refresh_token", "This field is required."))?;
-    let (access, refresh) = state.accounts.refresh(token).await?;
+    let pair = state.accounts.refresh(token).await?;
+    let (access, refresh) = (pair.access_token, pair.refresh_token);
     Ok(json_response(
         StatusCode::OK,
         &json!({ "access_token": access, "refresh_token": refresh, "access": access, "refresh": refresh }),
@@ -68,14 +78,10 @@ pub async fn token_refresh(state: &AppState, req: &ApiRequest) -> Result<Respons
 async fn register(state: &AppState, req: &ApiRequest) -> Result<Response, ApiError> {
     req.require_method("POST")?;
     let mut fields = Fields::new(req.json_object()?);
-    let username = fields.string("username", true);
-    let password = fields.string("password", true);
+    let username = fields.string("username", false);
+    let password = fields.string("password", false);
     let email = fields.string("email", false);
-    fields.read_only(&["password2", "password_confirm"]);
     fields.finish()?;
-    let (Some(username), Some(password)) = (username, password) else {
-        return Err(ApiError::bad_request("Username and password are required"));
-    };
     let reg = state
         .accounts
         .register(RegisterInput {
@@ -165,7 +171,7 @@ async fn logout(state: &AppState, req: &ApiRequest) -> Result<Response, ApiError
     ))
 }
 
-fn profile_json(user: &User) -> serde_json::Map<String, Value> {
+fn profile_json(user: &Profile) -> serde_json::Map<String, Value> {
     let Value::Object(map) = json!({
         "username": user.username,
         "email": user.email,
@@ -210,9 +216,9 @@ async fn api_keys(state: &AppState, req: &ApiRequest) -> Result<Response, ApiErr
     let principal = req.principal(state)?;
     req.require_method("GET")?;
     match state.accounts.api_key(principal.user_id).await? {
-        Some((public_key, created_at)) => Ok(json_response(
+        Some(key) => Ok(json_response(
             StatusCode::OK,
-            &json!({ "public_key": public_key, "created_at": created_at.to_rfc3339() }),
+            &json!({ "public_key": key.public_key, "created_at": key.created_at.to_rfc3339() }),
         )),
         None => Err(ApiError::Message(
             StatusCode::NOT_FOUND,
@@ -224,7 +230,8 @@ async fn api_keys(state: &AppState, req: &ApiRequest) -> Result<Response, ApiErr
 async fn generate_api_key(state: &AppState, req: &ApiRequest) -> Result<Response, ApiError> {
     let principal = req.principal(state)?;
     req.require_method("POST")?;
-    let (public, private) = state.accounts.generate_api_key(principal.user_id).await?;
+    let pair = state.accounts.generate_api_key(principal.user_id).await?;
+    let (public, private) = (pair.public.clone(), pair.private.clone());
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -241,7 +248,8 @@ async fn generate_api_key(state: &AppState, req: &ApiRequest) -> Result<Response
 async fn rotate_api_keys(state: &AppState, req: &ApiRequest) -> Result<Response, ApiError> {
     let principal = req.principal(state)?;
     req.require_method("POST")?;
-    let (public, private) = state.accounts.generate_api_key(principal.user_id).await?;
+    let pair = state.accounts.generate_api_key(principal.user_id).await?;
+    let (public, private) = (pair.public.clone(), pair.private.clone());
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -256,17 +264,12 @@ async fn set_custom_api_keys(state: &AppState, req: &ApiRequest) -> Result<Respo
     let principal = req.principal(state)?;
     req.require_method("POST")?;
     let mut fields = Fields::new(req.json_object()?);
-    let public = fields.string("public_key", true);
-    let private = fields.string("private_key", true);
+    let public = fields.string("public_key", false);
+    let private = fields.string("private_key", false);
     fields.finish()?;
-    let (Some(public), Some(private)) = (public, private) else {
-        return Err(ApiError::bad_request(
-            "Public key and private key are required",
-        ));
-    };
     state
         .accounts
-        .set_custom_api_key(principal.user_id, &public, &private)
+        .set_custom_api_key(principal.user_id, public.as_deref(), private.as_deref())
         .await?;
     Ok(json_response(
         StatusCode::CREATED,
