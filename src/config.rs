@@ -62,6 +62,7 @@ pub struct FleetSettings {
     pub connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
     pub max_command_timeout_ms: u64,
+    pub max_stream_secs: u64,
     pub max_backlog: usize,
     pub keepalive_secs: u64,
     pub connect_concurrency: usize,

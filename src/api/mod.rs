@@ -6,6 +6,7 @@
 //! and without its trailing slash, unknown paths and methods need JSON bodies with an
 //! `Allow` header, and one match on the path segments is both clearer and cheaper.
 
+mod commands;
 pub mod error;
 mod request;
 mod routers;

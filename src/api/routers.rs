@@ -2,18 +2,16 @@
 //! Another user's router is indistinguishable from a missing one (404).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use warp::reply::Response;
 
+use super::commands;
 use super::error::json_response;
 use super::request::{ApiRequest, Fields};
 use super::{ApiError, AppState};
 use crate::auth::Principal;
-use crate::fleet::ExecError;
-use crate::routeros::request::{CommandFailure, RestRequest};
 use crate::store::{NewRouter, Router, RouterId, Transport};
 
 /// Fields a client sees in a router but cannot set; sent back in a PUT they are ignored.
@@ -144,34 +142,20 @@ pub async fn action(
     action: &str,
     req: &ApiRequest,
 ) -> Result<Response, ApiError> {
-    if !matches!(
-        action,
-        "test-connection" | "device-info" | "execute-command"
-    ) {
-        return Err(ApiError::NotFound);
-    }
+    let allowed = match action {
+        "test-connection" => "POST, GET",
+        "device-info" => "GET",
+        "execute-command" | "stream" => "POST",
+        _ => return Err(ApiError::NotFound),
+    };
     let principal = req.principal(state)?;
-    match action {
-        "test-connection" => req.require_method("POST, GET")?,
-        "device-info" => req.require_method("GET")?,
-        _ => req.require_method("POST")?,
-    }
+    req.require_method(allowed)?;
     let router = owned_router(state, &principal, id).await?;
     match action {
-        "test-connection" => {
-            let outcome = state.fleet.test_connection(router.id).await;
-            let mut body = json!({
-                "router_id": router.id,
-                "is_online": outcome.is_ok(),
-                "message": "Connection test completed",
-            });
-            if let Err(e) = outcome {
-                body["error"] = Value::String(e);
-            }
-            Ok(json_response(StatusCode::OK, &body))
-        }
-        "device-info" => device_info(state, &router).await,
-        _ => execute_command(state, &router, req).await,
+        "test-connection" => commands::test_connection(state, &router).await,
+        "device-info" => commands::device_info(state, &router).await,
+        "stream" => commands::stream(state, &router, req).await,
+        _ => commands::execute_command(state, &router, req).await,
     }
 }
 
@@ -365,166 +349,4 @@ fn is_tag(tag: &str) -> bool {
         && tag
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-}
-
-async fn device_info(state: &AppState, router: &Router) -> Result<Response, ApiError> {
-    let timeout = state.settings.fleet.command_timeout();
-    let read = |menu: &str| {
-        RestRequest::parse(Some("GET"), menu, None, None).expect("static menu paths are valid")
-    };
-    let resource = state
-        .fleet
-        .execute(router.id, read("system/resource"), timeout)
-        .await;
-    let resource = resource.map_err(|e| exec_error(router.id, "system/resource", "GET", e))?;
-    let identity = state
-        .fleet
-        .execute(router.id, read("system/identity"), timeout)
-        .await;
-    let identity = identity.map_err(|e| exec_error(router.id, "system/identity", "GET", e))?;
-    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "router_id": router.id,
-            "device_info": {
-                "identity": field(&identity, "name"),
-                "cpu_load": field(&resource, "cpu-load"),
-                "free_memory": field(&resource, "free-memory"),
-                "total_memory": field(&resource, "total-memory"),
-                "free_hdd_space": field(&resource, "free-hdd-space"),
-                "total_hdd_space": field(&resource, "total-hdd-space"),
-                "version": field(&resource, "version"),
-                "uptime": field(&resource, "uptime"),
-                "board_name": field(&resource, "board-name"),
-                "architecture": field(&resource, "architecture-name"),
-            },
-            "message": "Device information retrieved successfully",
-        }),
-    ))
-}
-
-async fn execute_command(
-    state: &AppState,
-    router: &Router,
-    req: &ApiRequest,
-) -> Result<Response, ApiError> {
-    let body = req.json_object()?;
-    let command = body
-        .get("command")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let method = body
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET")
-        .to_uppercase();
-    let fail = |status: StatusCode, error: String| {
-        ApiError::Body(
-            status,
-            json!({
-                "router_id": router.id,
-                "command": command,
-                "method": method,
-                "error": error,
-                "status_code": status.as_u16(),
-            }),
-            None,
-        )
-    };
-    if command.trim().is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
-    }
-    if let Some(extra) = body.keys().find(|k| {
-        !matches!(
-            k.as_str(),
-            "command" | "method" | "params" | "data" | "timeout_ms"
-        )
-    }) {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("Unknown field \"{extra}\""),
-        ));
-    }
-    let max = state.settings.fleet.max_command_timeout_ms;
-    let timeout = match body.get("timeout_ms") {
-        None | Some(Value::Null) => state.settings.fleet.command_timeout(),
-        Some(v) => match v.as_u64() {
-            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
-            _ => {
-                let msg = format!("timeout_ms must be an integer from 1 to {max}");
-                return Err(fail(StatusCode::BAD_REQUEST, msg));
-            }
-        },
-    };
-    if body.get("method").is_some_and(|m| !m.is_string()) {
-        let msg = "Invalid HTTP method. Must be GET, POST, PUT, PATCH, or DELETE".to_string();
-        return Err(fail(StatusCode::BAD_REQUEST, msg));
-    }
-    let rest = RestRequest::parse(
-        Some(&method),
-        &command,
-        body.get("params"),
-        body.get("data"),
-    )
-    .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let started = Instant::now();
-    let outcome = state.fleet.execute(router.id, rest, timeout).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match outcome {
-        Ok(result) => Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "router_id": router.id,
-                "command": command,
-                "method": method,
-                "result": result,
-                "message": "Command executed successfully",
-                "elapsed_ms": (elapsed_ms * 1000.0).round() / 1000.0,
-            }),
-        )),
-        Err(e) => Err(exec_error(router.id, &command, &method, e)),
-    }
-}
-
-/// The contract's failure body for a command that did not succeed.
-fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) -> ApiError {
-    let (status, error, category, retry_after) = match err {
-        ExecError::Backlog => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many commands are already waiting for this router; retry later".to_string(),
-            None,
-            Some(1),
-        ),
-        ExecError::Failed(CommandFailure::Trap { message, category }) => {
-            (StatusCode::BAD_REQUEST, message, category, None)
-        }
-        ExecError::Failed(CommandFailure::NotFound { message }) => {
-            (StatusCode::NOT_FOUND, message, None, None)
-        }
-        ExecError::Failed(CommandFailure::Timeout) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "The router did not answer in time; the command was cancelled".to_string(),
-            None,
-            None,
-        ),
-        ExecError::Failed(CommandFailure::Unreachable { message }) => (
-            StatusCode::BAD_GATEWAY,
-            format!("Router unreachable: {message}"),
-            None,
-            None,
-        ),
-    };
-    let mut body = json!({
-        "router_id": router_id,
-        "command": command,
-        "method": method,
-        "error": error,
-        "status_code": status.as_u16(),
-    });
-    if let Some(c) = category {
-        body["category"] = json!(c);
-    }
-    ApiError::Body(status, body, retry_after)
 }

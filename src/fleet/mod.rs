@@ -15,11 +15,12 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
 use serde_json::Value;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::FleetSettings;
-use crate::routeros::client::Credentials;
+use crate::routeros::client::{ClientError, Command, Credentials, ReplyStream};
 use crate::routeros::request::{CommandFailure, RestRequest};
+use crate::routeros::sentence::Attrs;
 use crate::store::{Router, RouterId, RouterStatus};
 
 use session::{SessionMsg, SessionSpec};
@@ -32,6 +33,19 @@ pub enum ExecError {
     /// The router's backlog is full; try again later (503).
     Backlog,
     Failed(CommandFailure),
+}
+
+/// The rows of a running long-running command; see [`Fleet::stream`].
+pub struct CommandStream {
+    inner: ReplyStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl CommandStream {
+    /// The next `!re` row; `None` after `!done`, an error for a trap or a lost connection.
+    pub async fn next(&mut self) -> Option<Result<Attrs, ClientError>> {
+        self.inner.next().await
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -180,6 +194,52 @@ impl Fleet {
         let guard = timeout + self.inner.settings.connect_timeout() + Duration::from_secs(1);
         match tokio::time::timeout(guard, rx).await {
             Ok(Ok(result)) => result.map_err(ExecError::Failed),
+            Ok(Err(_)) => Err(unreachable("session closed before answering")),
+            Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
+        }
+    }
+
+    /// Starts a long-running command (`ping`, `listen`, `monitor-traffic`, `print follow`)
+    /// whose rows the caller reads one by one. The stream holds one place in the router's
+    /// backlog while it lives; dropping it cancels the command on the router.
+    pub async fn stream(
+        &self,
+        router_id: RouterId,
+        cmd: Command,
+        start_within: Duration,
+    ) -> Result<CommandStream, ExecError> {
+        let unreachable = |message: &str| {
+            ExecError::Failed(CommandFailure::Unreachable {
+                message: message.to_string(),
+            })
+        };
+        let handle = match self.inner.sessions.get(&router_id) {
+            Some(h) => h.clone(),
+            None => return Err(unreachable("no session for this router on this node")),
+        };
+        let permit = handle
+            .backlog
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ExecError::Backlog)?;
+        let (tx, rx) = oneshot::channel();
+        let deadline = std::time::Instant::now() + start_within;
+        let msg = SessionMsg::Stream {
+            cmd,
+            deadline,
+            reply: tx.into(),
+        };
+        handle
+            .actor
+            .send_message(msg)
+            .map_err(|_| unreachable("session is restarting"))?;
+        let guard = start_within + self.inner.settings.connect_timeout();
+        match tokio::time::timeout(guard, rx).await {
+            Ok(Ok(Ok(inner))) => Ok(CommandStream {
+                inner,
+                _permit: permit,
+            }),
+            Ok(Ok(Err(failure))) => Err(ExecError::Failed(failure)),
             Ok(Err(_)) => Err(unreachable("session closed before answering")),
             Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
         }

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::status::{LiveStatus, Phase};
 use crate::config::FleetSettings;
-use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials};
+use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials, ReplyStream};
 use crate::routeros::request::{self, CommandFailure, RestRequest};
 use crate::store::RouterId;
 
@@ -35,6 +35,7 @@ pub struct SessionSpec {
 }
 
 pub type CommandReply = RpcReplyPort<Result<Value, CommandFailure>>;
+pub type StreamReply = RpcReplyPort<Result<ReplyStream, CommandFailure>>;
 
 pub enum SessionMsg {
     /// Run a command. `fresh` asks for a new connection attempt now if the router is
@@ -45,6 +46,13 @@ pub enum SessionMsg {
         fresh: bool,
         reply: CommandReply,
         permit: OwnedSemaphorePermit,
+    },
+    /// Start a long-running command whose rows the caller reads itself; the caller holds
+    /// its backlog permit for the life of the stream.
+    Stream {
+        cmd: Command,
+        deadline: Instant,
+        reply: StreamReply,
     },
     Connected {
         generation: u64,
@@ -65,12 +73,65 @@ pub enum SessionMsg {
     Tick,
 }
 
-/// A command waiting for the connection to come up.
-struct Waiting {
-    req: RestRequest,
-    deadline: Instant,
-    reply: CommandReply,
-    permit: OwnedSemaphorePermit,
+/// Work waiting for the connection to come up.
+enum Waiting {
+    Exec {
+        req: RestRequest,
+        deadline: Instant,
+        reply: CommandReply,
+        permit: OwnedSemaphorePermit,
+    },
+    Stream {
+        cmd: Command,
+        deadline: Instant,
+        reply: StreamReply,
+    },
+}
+
+impl Waiting {
+    /// Starts the work on a live connection, or answers Timeout when its time is up.
+    fn start(self, conn: &Connection, status: &Arc<LiveStatus>) {
+        match self {
+            Waiting::Exec {
+                req,
+                deadline,
+                reply,
+                permit,
+            } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = reply.send(Err(CommandFailure::Timeout));
+                } else {
+                    run(conn.clone(), status.clone(), req, left, reply, permit);
+                }
+            }
+            Waiting::Stream {
+                cmd,
+                deadline,
+                reply,
+            } => {
+                let result = if Instant::now() >= deadline {
+                    Err(CommandFailure::Timeout)
+                } else {
+                    conn.stream(cmd).map_err(|e| CommandFailure::Unreachable {
+                        message: e.to_string(),
+                    })
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn fail(self, failure: CommandFailure) {
+        match self {
+            Waiting::Exec { reply, .. } => {
+                let _ = reply.send(Err(failure));
+            }
+            Waiting::Stream { reply, .. } => {
+                let _ = reply.send(Err(failure));
+            }
+        }
+    }
 }
 
 pub struct SessionState {
@@ -142,45 +203,33 @@ impl Actor for RouterSession {
                 permit,
             } => {
                 let deadline = Instant::now() + timeout;
-                match (&state.conn, state.spec.status.phase()) {
-                    (Some(conn), Phase::Online) => run(
-                        conn.clone(),
-                        state.spec.status.clone(),
-                        req,
-                        timeout,
-                        reply,
-                        permit,
-                    ),
-                    (_, Phase::Connecting) => state.waiting.push_back(Waiting {
+                submit(
+                    &myself,
+                    state,
+                    Waiting::Exec {
                         req,
                         deadline,
                         reply,
                         permit,
-                    }),
-                    _ => {
-                        let recent = state.last_failure.as_ref().filter(|(at, _)| {
-                            at.elapsed()
-                                < Duration::from_millis(
-                                    state.spec.settings.backoff_initial_ms.max(1000),
-                                )
-                        });
-                        match recent {
-                            Some((_, error)) if !fresh => {
-                                let message = error.clone();
-                                let _ = reply.send(Err(CommandFailure::Unreachable { message }));
-                            }
-                            _ => {
-                                state.waiting.push_back(Waiting {
-                                    req,
-                                    deadline,
-                                    reply,
-                                    permit,
-                                });
-                                start_connect(&myself, state);
-                            }
-                        }
-                    }
-                }
+                    },
+                    fresh,
+                );
+            }
+            SessionMsg::Stream {
+                cmd,
+                deadline,
+                reply,
+            } => {
+                submit(
+                    &myself,
+                    state,
+                    Waiting::Stream {
+                        cmd,
+                        deadline,
+                        reply,
+                    },
+                    false,
+                );
             }
             SessionMsg::Connected {
                 generation,
@@ -201,20 +250,8 @@ impl Actor for RouterSession {
                     let reason = watched.closed().await.to_string();
                     let _ = watcher.send_message(SessionMsg::Lost { generation, reason });
                 });
-                for w in std::mem::take(&mut state.waiting) {
-                    let left = w.deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        let _ = w.reply.send(Err(CommandFailure::Timeout));
-                    } else {
-                        run(
-                            conn.clone(),
-                            state.spec.status.clone(),
-                            w.req,
-                            left,
-                            w.reply,
-                            w.permit,
-                        );
-                    }
+                for job in std::mem::take(&mut state.waiting) {
+                    job.start(&conn, &state.spec.status);
                 }
                 state.conn = Some(conn);
             }
@@ -348,9 +385,35 @@ async fn connect(spec: &SessionSpec) -> Result<(Connection, Option<String>), Str
 }
 
 fn fail_waiting(state: &mut SessionState, error: &str) {
-    for w in state.waiting.drain(..) {
-        let message = error.to_string();
-        let _ = w.reply.send(Err(CommandFailure::Unreachable { message }));
+    for job in state.waiting.drain(..) {
+        job.fail(CommandFailure::Unreachable {
+            message: error.to_string(),
+        });
+    }
+}
+
+/// Starts `job` now if the session is up, queues it while connecting, and when offline
+/// either answers with the last error (a failure moments ago) or tries again at once.
+fn submit(myself: &ActorRef<SessionMsg>, state: &mut SessionState, job: Waiting, fresh: bool) {
+    match (&state.conn, state.spec.status.phase()) {
+        (Some(conn), Phase::Online) => job.start(conn, &state.spec.status),
+        (_, Phase::Connecting) => state.waiting.push_back(job),
+        _ => {
+            let quiet = Duration::from_millis(state.spec.settings.backoff_initial_ms.max(1000));
+            match state
+                .last_failure
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < quiet)
+            {
+                Some((_, error)) if !fresh => job.fail(CommandFailure::Unreachable {
+                    message: error.clone(),
+                }),
+                _ => {
+                    state.waiting.push_back(job);
+                    start_connect(myself, state);
+                }
+            }
+        }
     }
 }
 

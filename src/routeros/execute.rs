@@ -64,7 +64,7 @@ pub async fn execute(
             }
         }
         RestMethod::Post => {
-            let cmd = with_arguments(Command::new(format!("/{menu}")), &req.data, true);
+            let cmd = command_for_post(req);
             let resp = run.call(cmd).await?;
             Ok(if !resp.rows.is_empty() {
                 Value::Array(resp.rows.iter().map(|r| record(r, false)).collect())
@@ -244,8 +244,15 @@ fn wire_value(value: &Value, latin1: bool) -> Bytes {
     }
 }
 
+/// The command a POST request runs: `/menu/command` with `data` as its arguments, with
+/// `.proplist` and `.query` honoured. Used for streaming commands, whose rows are read
+/// one by one instead of collected.
+pub fn command_for_post(req: &RestRequest) -> Command {
+    with_arguments(Command::new(format!("/{}", req.menu())), &req.data, true)
+}
+
 /// One record as a JSON object of strings, with `".latin1"` when a value was not UTF-8.
-pub(crate) fn record(attrs: &Attrs, hide_id: bool) -> Value {
+pub fn record(attrs: &Attrs, hide_id: bool) -> Value {
     let mut object = Map::new();
     let mut latin1 = Vec::new();
     for (name, value) in attrs.iter() {

@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-pub use super::execute::{execute, CommandFailure};
+pub use super::execute::{command_for_post, execute, record, CommandFailure};
 
 /// What to do with the menu, named the way the RouterOS REST API names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

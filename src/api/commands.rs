@@ -1,0 +1,317 @@
+//! Commands on one router: `execute-command`, `device-info`, `test-connection`, and
+//! `stream`, which relays a long-running command's rows as Server-Sent Events.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use http::StatusCode;
+use serde_json::{json, Value};
+use warp::reply::Response;
+use warp::Reply;
+
+use super::error::json_response;
+use super::request::ApiRequest;
+use super::{ApiError, AppState};
+use crate::fleet::ExecError;
+use crate::routeros::request::{command_for_post, record, CommandFailure, RestRequest};
+use crate::store::{Router, RouterId};
+
+pub async fn test_connection(state: &AppState, router: &Router) -> Result<Response, ApiError> {
+    let outcome = state.fleet.test_connection(router.id).await;
+    let mut body = json!({
+        "router_id": router.id,
+        "is_online": outcome.is_ok(),
+        "message": "Connection test completed",
+    });
+    if let Err(e) = outcome {
+        body["error"] = Value::String(e);
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+pub async fn device_info(state: &AppState, router: &Router) -> Result<Response, ApiError> {
+    let timeout = state.settings.fleet.command_timeout();
+    let read = |menu: &str| {
+        RestRequest::parse(Some("GET"), menu, None, None).expect("static menu paths are valid")
+    };
+    let resource = state
+        .fleet
+        .execute(router.id, read("system/resource"), timeout)
+        .await;
+    let resource = resource.map_err(|e| exec_error(router.id, "system/resource", "GET", e))?;
+    let identity = state
+        .fleet
+        .execute(router.id, read("system/identity"), timeout)
+        .await;
+    let identity = identity.map_err(|e| exec_error(router.id, "system/identity", "GET", e))?;
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "router_id": router.id,
+            "device_info": {
+                "identity": field(&identity, "name"),
+                "cpu_load": field(&resource, "cpu-load"),
+                "free_memory": field(&resource, "free-memory"),
+                "total_memory": field(&resource, "total-memory"),
+                "free_hdd_space": field(&resource, "free-hdd-space"),
+                "total_hdd_space": field(&resource, "total-hdd-space"),
+                "version": field(&resource, "version"),
+                "uptime": field(&resource, "uptime"),
+                "board_name": field(&resource, "board-name"),
+                "architecture": field(&resource, "architecture-name"),
+            },
+            "message": "Device information retrieved successfully",
+        }),
+    ))
+}
+
+pub async fn execute_command(
+    state: &AppState,
+    router: &Router,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let command = body
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let method = body
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_uppercase();
+    let fail = |status: StatusCode, error: String| {
+        ApiError::Body(
+            status,
+            json!({
+                "router_id": router.id,
+                "command": command,
+                "method": method,
+                "error": error,
+                "status_code": status.as_u16(),
+            }),
+            None,
+        )
+    };
+    if command.trim().is_empty() {
+        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
+    }
+    if let Some(extra) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "command" | "method" | "params" | "data" | "timeout_ms"
+        )
+    }) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown field \"{extra}\""),
+        ));
+    }
+    let max = state.settings.fleet.max_command_timeout_ms;
+    let timeout = match body.get("timeout_ms") {
+        None | Some(Value::Null) => state.settings.fleet.command_timeout(),
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
+            _ => {
+                let msg = format!("timeout_ms must be an integer from 1 to {max}");
+                return Err(fail(StatusCode::BAD_REQUEST, msg));
+            }
+        },
+    };
+    if body.get("method").is_some_and(|m| !m.is_string()) {
+        let msg = "Invalid HTTP method. Must be GET, POST, PUT, PATCH, or DELETE".to_string();
+        return Err(fail(StatusCode::BAD_REQUEST, msg));
+    }
+    let rest = RestRequest::parse(
+        Some(&method),
+        &command,
+        body.get("params"),
+        body.get("data"),
+    )
+    .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let started = Instant::now();
+    let outcome = state.fleet.execute(router.id, rest, timeout).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(result) => Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "router_id": router.id,
+                "command": command,
+                "method": method,
+                "result": result,
+                "message": "Command executed successfully",
+                "elapsed_ms": (elapsed_ms * 1000.0).round() / 1000.0,
+            }),
+        )),
+        Err(e) => Err(exec_error(router.id, &command, &method, e)),
+    }
+}
+
+/// The contract's failure body for a command that did not succeed.
+fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) -> ApiError {
+    let (status, error, category, retry_after) = match err {
+        ExecError::Backlog => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many commands are already waiting for this router; retry later".to_string(),
+            None,
+            Some(1),
+        ),
+        ExecError::Failed(CommandFailure::Trap { message, category }) => {
+            (StatusCode::BAD_REQUEST, message, category, None)
+        }
+        ExecError::Failed(CommandFailure::NotFound { message }) => {
+            (StatusCode::NOT_FOUND, message, None, None)
+        }
+        ExecError::Failed(CommandFailure::Timeout) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "The router did not answer in time; the command was cancelled".to_string(),
+            None,
+            None,
+        ),
+        ExecError::Failed(CommandFailure::Unreachable { message }) => (
+            StatusCode::BAD_GATEWAY,
+            format!("Router unreachable: {message}"),
+            None,
+            None,
+        ),
+    };
+    let mut body = json!({
+        "router_id": router_id,
+        "command": command,
+        "method": method,
+        "error": error,
+        "status_code": status.as_u16(),
+    });
+    if let Some(c) = category {
+        body["category"] = json!(c);
+    }
+    ApiError::Body(status, body, retry_after)
+}
+
+/// `POST /routers/{id}/stream/`: runs a command that does not finish on its own and relays
+/// each `!re` row as one Server-Sent Event (`data:` a JSON object of strings, `.section`
+/// kept). The last event says why it ended: `done`, `trap` (`{error, category}`), `timeout`
+/// or `error` (the connection failed). When the client goes away or the time is up, the
+/// command is cancelled on the router and the session stays up for other commands.
+pub async fn stream(
+    state: &AppState,
+    router: &Router,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let command = body
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let fail = |status: StatusCode, error: String| {
+        ApiError::Body(
+            status,
+            json!({
+                "router_id": router.id,
+                "command": command,
+                "error": error,
+                "status_code": status.as_u16(),
+            }),
+            None,
+        )
+    };
+    if command.trim().is_empty() {
+        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
+    }
+    if let Some(extra) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "command" | "data" | "timeout_ms"))
+    {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown field \"{extra}\""),
+        ));
+    }
+    let max = state.settings.fleet.max_stream_secs.saturating_mul(1000);
+    let lasts = match body.get("timeout_ms") {
+        None | Some(Value::Null) => Duration::from_millis(max),
+        Some(v) => match v.as_u64() {
+            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
+            _ => {
+                let msg = format!("timeout_ms must be an integer from 1 to {max}");
+                return Err(fail(StatusCode::BAD_REQUEST, msg));
+            }
+        },
+    };
+    let rest = RestRequest::parse(Some("POST"), &command, None, body.get("data"))
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let start_within = state.settings.fleet.command_timeout().min(lasts);
+    let mut rows = state
+        .fleet
+        .stream(router.id, command_for_post(&rest), start_within)
+        .await
+        .map_err(|e| exec_error(router.id, &command, "POST", e))?;
+    tracing::debug!(
+        router.id = router.id,
+        cmd.menu = rest.menu(),
+        "stream started"
+    );
+
+    let deadline = tokio::time::Instant::now() + lasts;
+    let event = |kind: &str, body: Value| {
+        warp::sse::Event::default()
+            .event(kind)
+            .data(body.to_string())
+    };
+    let events = async_stream_events(move |tx| async move {
+        loop {
+            let next = tokio::time::timeout_at(deadline, rows.next()).await;
+            let (last, ev) = match next {
+                Ok(Some(Ok(attrs))) => (
+                    false,
+                    warp::sse::Event::default().data(record(&attrs, false).to_string()),
+                ),
+                Ok(None) => (true, event("done", json!({}))),
+                Ok(Some(Err(crate::routeros::ClientError::Trap { message, category }))) => (
+                    true,
+                    event("trap", json!({ "error": message, "category": category })),
+                ),
+                Ok(Some(Err(e))) => (true, event("error", json!({ "error": e.to_string() }))),
+                Err(_) => (
+                    true,
+                    event(
+                        "timeout",
+                        json!({ "error": "stream time is up; the command was cancelled" }),
+                    ),
+                ),
+            };
+            if tx.send(ev).await.is_err() || last {
+                // Dropping `rows` here cancels the command on the router.
+                return;
+            }
+        }
+    });
+    let sse = warp::sse::keep_alive()
+        .interval(Duration::from_secs(15))
+        .stream(events);
+    Ok(warp::sse::reply(sse).into_response())
+}
+
+/// A stream of SSE events fed by a task; the task ends (and drops what it owns) as soon as
+/// the client is gone, because sending then fails.
+fn async_stream_events<F, Fut>(
+    produce: F,
+) -> impl futures::Stream<Item = Result<warp::sse::Event, std::convert::Infallible>> + Send + 'static
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<warp::sse::Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    tokio_stream_from(rx).map(Ok)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
