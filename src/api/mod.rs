@@ -52,27 +52,24 @@ pub fn routes(
 }
 
 async fn handle(state: Arc<AppState>, req: Result<ApiRequest, ApiError>) -> Response {
+    use tracing::Instrument;
     let started = Instant::now();
-    let response = match req {
+    let (route, response) = match req {
         Ok(req) => {
             let route = route_name(&req);
             let span =
                 tracing::debug_span!("request", http.method = %req.method, http.route = route);
-            let _enter = span.enter();
-            drop(_enter);
             let response = dispatch(&state, req)
+                .instrument(span)
                 .await
                 .unwrap_or_else(ApiError::into_response);
-            state
-                .metrics
-                .observe(route, response.status().as_u16(), started.elapsed());
-            return response;
+            (route, response)
         }
-        Err(err) => err.into_response(),
+        Err(err) => ("invalid", err.into_response()),
     };
     state
         .metrics
-        .observe("invalid", response.status().as_u16(), started.elapsed());
+        .observe(route, response.status().as_u16(), started.elapsed());
     response
 }
 
