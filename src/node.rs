@@ -99,7 +99,12 @@ impl Node {
         tracing::info!(routers = count, "sessions opening");
 
         let node = match settings.server.node_name.as_str() {
-            "" => std::env::var("HOSTNAME").unwrap_or_else(|_| "cloudpilot".into()),
+            "" => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "cloudpilot".into()),
             name => name.to_string(),
         };
         let state = Arc::new(AppState {

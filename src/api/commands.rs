@@ -71,66 +71,11 @@ pub async fn execute_command(
     router: &Router,
     req: &ApiRequest,
 ) -> Result<Response, ApiError> {
-    let body = req.json_object()?;
-    let command = body
-        .get("command")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let method = body
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET")
-        .to_uppercase();
-    let fail = |status: StatusCode, error: String| {
-        ApiError::Body(
-            status,
-            json!({
-                "router_id": router.id,
-                "command": command,
-                "method": method,
-                "error": error,
-                "status_code": status.as_u16(),
-            }),
-            None,
-        )
-    };
-    if command.trim().is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
-    }
-    if let Some(extra) = body.keys().find(|k| {
-        !matches!(
-            k.as_str(),
-            "command" | "method" | "params" | "data" | "timeout_ms"
-        )
-    }) {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("Unknown field \"{extra}\""),
-        ));
-    }
     let max = state.settings.fleet.max_command_timeout_ms;
-    let timeout = match body.get("timeout_ms") {
-        None | Some(Value::Null) => state.settings.fleet.command_timeout(),
-        Some(v) => match v.as_u64() {
-            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
-            _ => {
-                let msg = format!("timeout_ms must be an integer from 1 to {max}");
-                return Err(fail(StatusCode::BAD_REQUEST, msg));
-            }
-        },
-    };
-    if body.get("method").is_some_and(|m| !m.is_string()) {
-        let msg = "Invalid HTTP method. Must be GET, POST, PUT, PATCH, or DELETE".to_string();
-        return Err(fail(StatusCode::BAD_REQUEST, msg));
-    }
-    let rest = RestRequest::parse(
-        Some(&method),
-        &command,
-        body.get("params"),
-        body.get("data"),
-    )
-    .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let default = state.settings.fleet.command_timeout();
+    let body = CommandBody::read(router.id, req, &["method", "params"], default, max)?;
+    let (command, method, timeout) = (body.command.clone(), body.method.clone(), body.timeout);
+    let rest = body.parse(body.fields.get("params"))?;
     let started = Instant::now();
     let outcome = state.fleet.execute(router.id, rest, timeout).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -148,6 +93,112 @@ pub async fn execute_command(
         )),
         Err(e) => Err(exec_error(router.id, &command, &method, e)),
     }
+}
+
+/// The body shared by `execute-command` and `stream`, read with the contract's failure
+/// shape for every way it can be wrong.
+struct CommandBody {
+    router_id: RouterId,
+    command: String,
+    method: String,
+    timeout: Duration,
+    fields: serde_json::Map<String, Value>,
+}
+
+impl CommandBody {
+    /// Reads `command`, `data`, `timeout_ms` (default `default`, at most `max_ms`) and the
+    /// `extra` fields allowed; anything else is refused.
+    fn read(
+        router_id: RouterId,
+        req: &ApiRequest,
+        extra: &[&str],
+        default: Duration,
+        max_ms: u64,
+    ) -> Result<CommandBody, ApiError> {
+        let fields = req.json_object()?;
+        let text = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
+        let method = match fields.get("method") {
+            None | Some(Value::Null) => "GET".to_string(),
+            Some(Value::String(m)) => m.to_uppercase(),
+            Some(_) => "INVALID".to_string(),
+        };
+        let mut body = CommandBody {
+            router_id,
+            command: text("command").unwrap_or_default(),
+            method: if extra.contains(&"method") {
+                method
+            } else {
+                "POST".into()
+            },
+            timeout: default,
+            fields: serde_json::Map::new(),
+        };
+        if body.command.trim().is_empty() {
+            return Err(body.fail("Command is required".into()));
+        }
+        let known = |k: &str| matches!(k, "command" | "data" | "timeout_ms") || extra.contains(&k);
+        if let Some(unknown) = fields.keys().find(|k| !known(k)) {
+            return Err(body.fail(format!("Unknown field \"{unknown}\"")));
+        }
+        match fields.get("timeout_ms") {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(ms) if (1..=max_ms).contains(&ms) => body.timeout = Duration::from_millis(ms),
+                _ => {
+                    return Err(
+                        body.fail(format!("timeout_ms must be an integer from 1 to {max_ms}"))
+                    )
+                }
+            },
+        }
+        body.fields = fields;
+        Ok(body)
+    }
+
+    fn parse(&self, params: Option<&Value>) -> Result<RestRequest, ApiError> {
+        RestRequest::parse(
+            Some(&self.method),
+            &self.command,
+            params,
+            self.fields.get("data"),
+        )
+        .map_err(|e| self.fail(e.to_string()))
+    }
+
+    fn fail(&self, error: String) -> ApiError {
+        failure(
+            self.router_id,
+            &self.command,
+            &self.method,
+            StatusCode::BAD_REQUEST,
+            error,
+            None,
+            None,
+        )
+    }
+}
+
+/// The contract's failure body: the old service's fields plus `category` for traps.
+fn failure(
+    router_id: RouterId,
+    command: &str,
+    method: &str,
+    status: StatusCode,
+    error: String,
+    category: Option<u32>,
+    retry_after: Option<u64>,
+) -> ApiError {
+    let mut body = json!({
+        "router_id": router_id,
+        "command": command,
+        "method": method,
+        "error": error,
+        "status_code": status.as_u16(),
+    });
+    if let Some(c) = category {
+        body["category"] = json!(c);
+    }
+    ApiError::Body(status, body, retry_after)
 }
 
 /// The contract's failure body for a command that did not succeed.
@@ -178,17 +229,15 @@ fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) 
             None,
         ),
     };
-    let mut body = json!({
-        "router_id": router_id,
-        "command": command,
-        "method": method,
-        "error": error,
-        "status_code": status.as_u16(),
-    });
-    if let Some(c) = category {
-        body["category"] = json!(c);
-    }
-    ApiError::Body(status, body, retry_after)
+    failure(
+        router_id,
+        command,
+        method,
+        status,
+        error,
+        category,
+        retry_after,
+    )
 }
 
 /// `POST /routers/{id}/stream/`: runs a command that does not finish on its own and relays
@@ -201,49 +250,10 @@ pub async fn stream(
     router: &Router,
     req: &ApiRequest,
 ) -> Result<Response, ApiError> {
-    let body = req.json_object()?;
-    let command = body
-        .get("command")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let fail = |status: StatusCode, error: String| {
-        ApiError::Body(
-            status,
-            json!({
-                "router_id": router.id,
-                "command": command,
-                "error": error,
-                "status_code": status.as_u16(),
-            }),
-            None,
-        )
-    };
-    if command.trim().is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "Command is required".into()));
-    }
-    if let Some(extra) = body
-        .keys()
-        .find(|k| !matches!(k.as_str(), "command" | "data" | "timeout_ms"))
-    {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("Unknown field \"{extra}\""),
-        ));
-    }
     let max = state.settings.fleet.max_stream_secs.saturating_mul(1000);
-    let lasts = match body.get("timeout_ms") {
-        None | Some(Value::Null) => Duration::from_millis(max),
-        Some(v) => match v.as_u64() {
-            Some(ms) if (1..=max).contains(&ms) => Duration::from_millis(ms),
-            _ => {
-                let msg = format!("timeout_ms must be an integer from 1 to {max}");
-                return Err(fail(StatusCode::BAD_REQUEST, msg));
-            }
-        },
-    };
-    let rest = RestRequest::parse(Some("POST"), &command, None, body.get("data"))
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let body = CommandBody::read(router.id, req, &[], Duration::from_millis(max), max)?;
+    let (command, lasts) = (body.command.clone(), body.timeout);
+    let rest = body.parse(None)?;
     let start_within = state.settings.fleet.command_timeout().min(lasts);
     let mut rows = state
         .fleet

@@ -38,10 +38,18 @@ pub enum ExecError {
 /// The rows of a running long-running command; see [`Fleet::stream`].
 pub struct CommandStream {
     inner: ReplyStream,
+    /// The backlog place, given back when the stream is dropped.
     _permit: OwnedSemaphorePermit,
 }
 
 impl CommandStream {
+    pub(crate) fn new(inner: ReplyStream, permit: OwnedSemaphorePermit) -> Self {
+        CommandStream {
+            inner,
+            _permit: permit,
+        }
+    }
+
     /// The next `!re` row; `None` after `!done`, an error for a trap or a lost connection.
     pub async fn next(&mut self) -> Option<Result<Attrs, ClientError>> {
         self.inner.next().await
@@ -163,40 +171,15 @@ impl Fleet {
         timeout: Duration,
         fresh: bool,
     ) -> Result<Value, ExecError> {
-        let unreachable = |message: &str| {
-            ExecError::Failed(CommandFailure::Unreachable {
-                message: message.to_string(),
-            })
-        };
-        let handle = match self.inner.sessions.get(&router_id) {
-            Some(h) => h.clone(),
-            None => return Err(unreachable("no session for this router on this node")),
-        };
-        let permit = handle
-            .backlog
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ExecError::Backlog)?;
-        let (tx, rx) = oneshot::channel();
-        let msg = SessionMsg::Execute {
+        let guard = timeout + self.inner.settings.connect_timeout() + Duration::from_secs(1);
+        self.ask(router_id, guard, |reply, permit| SessionMsg::Execute {
             req,
             timeout,
             fresh,
-            reply: tx.into(),
+            reply,
             permit,
-        };
-        handle
-            .actor
-            .send_message(msg)
-            .map_err(|_| unreachable("session is restarting"))?;
-        // The session enforces the deadline; this outer bound only guards against a lost
-        // reply port (the session stopped while the command waited).
-        let guard = timeout + self.inner.settings.connect_timeout() + Duration::from_secs(1);
-        match tokio::time::timeout(guard, rx).await {
-            Ok(Ok(result)) => result.map_err(ExecError::Failed),
-            Ok(Err(_)) => Err(unreachable("session closed before answering")),
-            Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
-        }
+        })
+        .await
     }
 
     /// Starts a long-running command (`ping`, `listen`, `monitor-traffic`, `print follow`)
@@ -208,6 +191,29 @@ impl Fleet {
         cmd: Command,
         start_within: Duration,
     ) -> Result<CommandStream, ExecError> {
+        let deadline = std::time::Instant::now() + start_within;
+        let guard = start_within + self.inner.settings.connect_timeout();
+        self.ask(router_id, guard, |reply, permit| SessionMsg::Stream {
+            cmd,
+            deadline,
+            reply,
+            permit,
+        })
+        .await
+    }
+
+    /// Takes a place in the router's backlog, hands the session the message `make` builds,
+    /// and waits for its answer. The session enforces the command's own deadline; `guard`
+    /// only bounds the wait should the session stop with the message still queued.
+    async fn ask<T: Send + 'static>(
+        &self,
+        router_id: RouterId,
+        guard: Duration,
+        make: impl FnOnce(
+            ractor::RpcReplyPort<Result<T, CommandFailure>>,
+            OwnedSemaphorePermit,
+        ) -> SessionMsg,
+    ) -> Result<T, ExecError> {
         let unreachable = |message: &str| {
             ExecError::Failed(CommandFailure::Unreachable {
                 message: message.to_string(),
@@ -223,23 +229,12 @@ impl Fleet {
             .try_acquire_owned()
             .map_err(|_| ExecError::Backlog)?;
         let (tx, rx) = oneshot::channel();
-        let deadline = std::time::Instant::now() + start_within;
-        let msg = SessionMsg::Stream {
-            cmd,
-            deadline,
-            reply: tx.into(),
-        };
         handle
             .actor
-            .send_message(msg)
+            .send_message(make(tx.into(), permit))
             .map_err(|_| unreachable("session is restarting"))?;
-        let guard = start_within + self.inner.settings.connect_timeout();
         match tokio::time::timeout(guard, rx).await {
-            Ok(Ok(Ok(inner))) => Ok(CommandStream {
-                inner,
-                _permit: permit,
-            }),
-            Ok(Ok(Err(failure))) => Err(ExecError::Failed(failure)),
+            Ok(Ok(result)) => result.map_err(ExecError::Failed),
             Ok(Err(_)) => Err(unreachable("session closed before answering")),
             Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
         }

@@ -16,8 +16,9 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::status::{LiveStatus, Phase};
+use super::CommandStream;
 use crate::config::FleetSettings;
-use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials, ReplyStream};
+use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials};
 use crate::routeros::request::{self, CommandFailure, RestRequest};
 use crate::store::RouterId;
 
@@ -35,7 +36,7 @@ pub struct SessionSpec {
 }
 
 pub type CommandReply = RpcReplyPort<Result<Value, CommandFailure>>;
-pub type StreamReply = RpcReplyPort<Result<ReplyStream, CommandFailure>>;
+pub type StreamReply = RpcReplyPort<Result<CommandStream, CommandFailure>>;
 
 pub enum SessionMsg {
     /// Run a command. `fresh` asks for a new connection attempt now if the router is
@@ -53,6 +54,7 @@ pub enum SessionMsg {
         cmd: Command,
         deadline: Instant,
         reply: StreamReply,
+        permit: OwnedSemaphorePermit,
     },
     Connected {
         generation: u64,
@@ -85,6 +87,7 @@ enum Waiting {
         cmd: Command,
         deadline: Instant,
         reply: StreamReply,
+        permit: OwnedSemaphorePermit,
     },
 }
 
@@ -109,13 +112,16 @@ impl Waiting {
                 cmd,
                 deadline,
                 reply,
+                permit,
             } => {
                 let result = if Instant::now() >= deadline {
                     Err(CommandFailure::Timeout)
                 } else {
-                    conn.stream(cmd).map_err(|e| CommandFailure::Unreachable {
-                        message: e.to_string(),
-                    })
+                    conn.stream(cmd)
+                        .map(|rows| CommandStream::new(rows, permit))
+                        .map_err(|e| CommandFailure::Unreachable {
+                            message: e.to_string(),
+                        })
                 };
                 let _ = reply.send(result);
             }
@@ -219,17 +225,15 @@ impl Actor for RouterSession {
                 cmd,
                 deadline,
                 reply,
+                permit,
             } => {
-                submit(
-                    &myself,
-                    state,
-                    Waiting::Stream {
-                        cmd,
-                        deadline,
-                        reply,
-                    },
-                    false,
-                );
+                let job = Waiting::Stream {
+                    cmd,
+                    deadline,
+                    reply,
+                    permit,
+                };
+                submit(&myself, state, job, false);
             }
             SessionMsg::Connected {
                 generation,
