@@ -109,6 +109,11 @@ impl RestClient {
         })
     }
 
+    /// Keep-alive connections waiting for the next request.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
+    }
+
     /// Checks that the router answers and takes the credentials; returns its version.
     pub async fn probe(&self) -> Result<Option<String>, ClientError> {
         let asking = self.pool.send(Method::GET, "/rest/system/resource", None);
