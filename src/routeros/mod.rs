@@ -6,6 +6,7 @@
 //! - [`command`]: commands to send.
 //! - [`client`]: [`Connection`], one logged-in connection shared by many commands.
 //! - [`request`]: `execute-command` requests (`GET ip/address`) run over a connection.
+//! - [`rest`]: the same requests sent to a RouterOS v7 router's REST API instead.
 //!
 //! It knows nothing of actors or HTTP servers: `fleet` owns sessions, `api` owns HTTP.
 
@@ -16,6 +17,7 @@ pub mod error;
 mod execute;
 mod login;
 pub mod request;
+pub mod rest;
 pub mod sentence;
 mod session;
 
@@ -24,4 +26,5 @@ pub use command::Command;
 pub use error::ClientError;
 pub use login::challenge_response;
 pub use request::{execute, CommandFailure, InvalidRequest, RestMethod, RestRequest};
+pub use rest::RestClient;
 pub use sentence::{Attrs, ProtocolError, Reply, ReplyKind};

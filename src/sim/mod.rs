@@ -9,9 +9,12 @@
 //! client connection and its writer; [`session`] login, cancel and dispatch on a connection;
 //! [`request`] command words and reply sentences; [`commands`] the menu tree; [`model`] the
 //! mutable state; [`system`] the read-only menus; [`query`] print filters; [`streams`]
-//! long-running commands; [`login`] the MD5 challenge; [`version`] feature gates by version.
+//! long-running commands; [`login`] the MD5 challenge; [`version`] feature gates by version;
+//! [`rest`] the v7 REST API over HTTP on a second port (with [`SimConfig::rest`]), served from
+//! the same model. Besides framing, only [`crate::routeros::rest::json`] is shared with the
+//! client side, for JSON whose strings are bytes.
 //!
-//! Not simulated yet: API-SSL, the v7 REST API, `print =interval=`, and query stack
+//! Not simulated yet: API-SSL, HTTPS for REST, `print =interval=`, and query stack
 //! operators that push by index (`?#0`..`?#9`).
 
 mod commands;
@@ -20,6 +23,7 @@ mod login;
 mod model;
 mod query;
 mod request;
+mod rest;
 mod router;
 mod session;
 mod streams;
@@ -89,6 +93,9 @@ pub struct SimConfig {
     /// Cycled over the routers; versions before 6.43 use the MD5 challenge login.
     pub versions: Vec<String>,
     pub faults: Faults,
+    /// Also serve the v7 REST API, on a second ephemeral port per router (for versions
+    /// 7.1 and later). Off by default: it doubles the sockets of a large simulation.
+    pub rest: bool,
 }
 
 /// The demo password of a default simulator; the simulator holds nothing worth protecting.
@@ -104,6 +111,7 @@ impl Default for SimConfig {
             password: DEMO_PASSWORD.to_owned(),
             versions: vec![DEFAULT_VERSION.to_owned()],
             faults: Faults::default(),
+            rest: false,
         }
     }
 }
@@ -116,6 +124,9 @@ pub struct SimRouterInfo {
     pub username: String,
     pub password: String,
     pub version: String,
+    /// The HTTP port of the REST API, when [`SimConfig::rest`] is on and the version has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rest_port: Option<u16>,
 }
 
 /// A running fleet of simulated routers. Dropping it shuts it down.
@@ -153,12 +164,29 @@ impl Simulator {
                 true => DEFAULT_VERSION.to_owned(),
                 false => cfg.versions[index % cfg.versions.len()].clone(),
             };
+            let rest_listener = match cfg.rest && rest::has_rest(&version) {
+                true => {
+                    let addr = SocketAddr::new(ip, 0);
+                    let bound = tokio::net::TcpListener::bind(addr).await;
+                    Some(bound.map_err(|source| SimError::Bind {
+                        index,
+                        addr,
+                        source,
+                    })?)
+                }
+                false => None,
+            };
+            let rest_port = match &rest_listener {
+                Some(listener) => Some(listener.local_addr()?.port()),
+                None => None,
+            };
             let info = SimRouterInfo {
                 host: local.ip().to_string(),
                 port: local.port(),
                 username: cfg.username.clone(),
                 password: cfg.password.clone(),
                 version,
+                rest_port,
             };
             let router = Arc::new(SimRouter::new(index, info.clone(), cfg.faults.clone()));
             tokio::spawn(router::accept_loop(
@@ -166,6 +194,10 @@ impl Simulator {
                 listener,
                 sim.shutdown.subscribe(),
             ));
+            if let Some(listener) = rest_listener {
+                let shutdown = sim.shutdown.subscribe();
+                tokio::spawn(rest::accept_loop(router.clone(), listener, shutdown));
+            }
             sim.routers.push(router);
             sim.infos.push(info);
         }
@@ -246,6 +278,7 @@ mod tests {
             username: "admin".into(),
             password: "pw".into(),
             version: "7.18.2".into(),
+            rest_port: None,
         };
         let json = serde_json::to_string(&[info]).unwrap();
         assert_eq!(

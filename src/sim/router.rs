@@ -92,6 +92,10 @@ impl SimRouter {
         self.offline.store(offline, Ordering::SeqCst);
     }
 
+    pub(crate) fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::SeqCst)
+    }
+
     /// Connections logged in now.
     pub fn active_sessions(&self) -> usize {
         self.active.load(Ordering::SeqCst)
@@ -194,7 +198,7 @@ pub(crate) async fn accept_loop(
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    if router.offline.load(Ordering::SeqCst) {
+                    if router.is_offline() {
                         tracing::debug!(client.addr = %peer, "offline: connection refused");
                         continue;
                     }
