@@ -6,6 +6,7 @@
 //! - [`command`]: commands to send.
 //! - [`client`]: [`Connection`], one logged-in connection shared by many commands.
 //! - [`request`]: `execute-command` requests (`GET ip/address`) run over a connection.
+//! - [`tls`]: API-SSL: how a router's certificate is checked, and the OpenSSL handshake.
 //!
 //! It knows nothing of actors or HTTP servers: `fleet` owns sessions, `api` owns HTTP.
 
@@ -18,6 +19,7 @@ mod login;
 pub mod request;
 pub mod sentence;
 mod session;
+pub mod tls;
 
 pub use client::{ConnectOptions, Connection, Credentials, ReplyStream, Response};
 pub use command::Command;
@@ -25,3 +27,4 @@ pub use error::ClientError;
 pub use login::challenge_response;
 pub use request::{execute, CommandFailure, InvalidRequest, RestMethod, RestRequest};
 pub use sentence::{Attrs, ProtocolError, Reply, ReplyKind};
+pub use tls::{TlsError, TlsMode};

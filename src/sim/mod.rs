@@ -1,4 +1,5 @@
-//! Simulated MikroTik routers speaking the RouterOS API over plain TCP, byte for byte.
+//! Simulated MikroTik routers speaking the RouterOS API over plain TCP or API-SSL, byte
+//! for byte.
 //!
 //! Owns: one loopback listener per router, the per-connection protocol (login in both
 //! forms, tags, many commands in flight, `/cancel`, `!fatal`), a small stateful model per
@@ -9,9 +10,10 @@
 //! client connection and its writer; [`session`] login, cancel and dispatch on a connection;
 //! [`request`] command words and reply sentences; [`commands`] the menu tree; [`model`] the
 //! mutable state; [`system`] the read-only menus; [`query`] print filters; [`streams`]
-//! long-running commands; [`login`] the MD5 challenge; [`version`] feature gates by version.
+//! long-running commands; [`login`] the MD5 challenge; [`version`] feature gates by version;
+//! [`tls`] API-SSL with generated certificates.
 //!
-//! Not simulated yet: API-SSL, the v7 REST API, `print =interval=`, and query stack
+//! Not simulated yet: the v7 REST API, `print =interval=`, and query stack
 //! operators that push by index (`?#0`..`?#9`).
 
 mod commands;
@@ -24,6 +26,7 @@ mod router;
 mod session;
 mod streams;
 mod system;
+mod tls;
 mod version;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +37,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use router::SimRouter;
+use tls::SimTlsServer;
+pub use tls::{SimTls, SimTlsError};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,8 @@ pub struct SimConfig {
     /// Cycled over the routers; versions before 6.43 use the MD5 challenge login.
     pub versions: Vec<String>,
     pub faults: Faults,
+    /// Serve API-SSL instead of the plain API on every router; `None` is plain TCP.
+    pub tls: Option<SimTls>,
 }
 
 /// The demo password of a default simulator; the simulator holds nothing worth protecting.
@@ -104,6 +111,7 @@ impl Default for SimConfig {
             password: DEMO_PASSWORD.to_owned(),
             versions: vec![DEFAULT_VERSION.to_owned()],
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -116,6 +124,14 @@ pub struct SimRouterInfo {
     pub username: String,
     pub password: String,
     pub version: String,
+    /// How API-SSL is served ("certificate", "self-signed", "anonymous"); absent for the
+    /// plain API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// SHA-256 (hex) of the certificate's DER, the value for `tls=pin:`; absent when there
+    /// is no certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
 }
 
 /// A running fleet of simulated routers. Dropping it shuts it down.
@@ -124,6 +140,7 @@ pub struct Simulator {
     infos: Vec<SimRouterInfo>,
     /// One signal for every listener and connection, so shutdown needs no per-task handle.
     shutdown: watch::Sender<bool>,
+    tls: Option<Arc<SimTlsServer>>,
 }
 
 impl Simulator {
@@ -133,11 +150,18 @@ impl Simulator {
         if !ip.is_loopback() {
             return Err(SimError::NotLoopback { addr: ip }.into());
         }
+        let tls = match cfg.tls {
+            Some(mode) => Some(Arc::new(
+                SimTlsServer::generate(mode).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let (shutdown, _) = watch::channel(false);
         let mut sim = Simulator {
             routers: Vec::new(),
             infos: Vec::new(),
             shutdown,
+            tls,
         };
         for index in 0..cfg.routers {
             let addr = router_addr(cfg.listen_base, index)?;
@@ -159,11 +183,17 @@ impl Simulator {
                 username: cfg.username.clone(),
                 password: cfg.password.clone(),
                 version,
+                tls: sim.tls.as_ref().map(|t| t.mode().name().to_owned()),
+                cert_sha256: sim
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.cert_sha256().map(str::to_owned)),
             };
             let router = Arc::new(SimRouter::new(index, info.clone(), cfg.faults.clone()));
             tokio::spawn(router::accept_loop(
                 router.clone(),
                 listener,
+                sim.tls.clone(),
                 sim.shutdown.subscribe(),
             ));
             sim.routers.push(router);
@@ -171,6 +201,12 @@ impl Simulator {
         }
         tracing::info!(sim.routers = cfg.routers, sim.addr = %cfg.listen_base, "simulator up");
         Ok(sim)
+    }
+
+    /// PEM of the CA that issued the routers' certificate, for clients that verify it;
+    /// only with [`SimTls::Certificate`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(|t| t.ca_pem())
     }
 
     pub fn routers(&self) -> &[SimRouterInfo] {
@@ -246,6 +282,8 @@ mod tests {
             username: "admin".into(),
             password: "pw".into(),
             version: "7.18.2".into(),
+            tls: None,
+            cert_sha256: None,
         };
         let json = serde_json::to_string(&[info]).unwrap();
         assert_eq!(
