@@ -15,9 +15,10 @@ use openssl::x509::{X509Ref, X509VerifyResult};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-/// Suites for `tls=insecure`: the usual ones plus the anonymous DH suites a router with no
-/// certificate offers; those are only allowed at security level 0.
-const INSECURE_CIPHERS: &str = "DEFAULT:ADH:@SECLEVEL=0";
+/// Suites for `tls=insecure`: the strong ones including the anonymous DH suites a router
+/// with no certificate offers, which only security level 0 allows. Not `DEFAULT:ADH`:
+/// `DEFAULT` deletes the anonymous suites for good, so a later `ADH` adds nothing back.
+const INSECURE_CIPHERS: &str = "HIGH:!PSK:!SRP:@SECLEVEL=0";
 
 /// How a router's certificate is checked; the router's `tls` field.
 #[derive(Clone, PartialEq, Eq)]
