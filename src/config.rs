@@ -68,6 +68,9 @@ pub struct FleetSettings {
     pub connect_concurrency: usize,
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
+    /// PEM file of extra CAs trusted for API-SSL in `tls=verify` mode; empty for none.
+    #[serde(default)]
+    pub tls_ca_file: String,
 }
 
 impl FleetSettings {
@@ -79,6 +82,11 @@ impl FleetSettings {
     }
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs.max(1))
+    }
+    pub fn tls_ca_file(&self) -> Option<PathBuf> {
+        Some(self.tls_ca_file.trim())
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
     }
 }
 

@@ -27,6 +27,7 @@ fn client(info: &SimRouterInfo, password: &str) -> RestClient {
         connect_timeout: Duration::from_secs(2),
         login_timeout: Duration::from_secs(2),
         tcp_keepalive: None,
+        tls: None,
     };
     RestClient::new(&info.host, info.rest_port.unwrap(), false, creds, &opts).unwrap()
 }

@@ -21,6 +21,7 @@ use crate::config::FleetSettings;
 use crate::routeros::client::{ClientError, Command, Credentials, ReplyStream};
 use crate::routeros::request::{CommandFailure, RestRequest};
 use crate::routeros::sentence::Attrs;
+use crate::routeros::tls::TlsMode;
 use crate::store::{Router, RouterId, RouterStatus};
 
 use session::{SessionMsg, SessionSpec};
@@ -105,6 +106,7 @@ impl Fleet {
             .get(&router.id)
             .map(|h| h.status.clone())
             .unwrap_or_default();
+        let tls = self.tls_mode(&router);
         let spec = SessionSpec {
             router_id: router.id,
             host: router.host,
@@ -113,6 +115,7 @@ impl Fleet {
                 username: router.username,
                 password,
             }),
+            tls,
             settings: self.inner.settings.clone(),
             connect_permits: self.inner.connect_permits.clone(),
             status,
@@ -126,6 +129,22 @@ impl Fleet {
         };
         if self.inner.supervisor.send_message(msg).is_ok() {
             let _ = rx.await;
+        }
+    }
+
+    /// API-SSL settings for `router`: `None` unless `use_https`. A `tls` value that does not
+    /// parse (the API validates it) falls back to `verify`, the strictest mode.
+    fn tls_mode(&self, router: &Router) -> Option<TlsMode> {
+        if !router.use_https {
+            return None;
+        }
+        let ca_file = self.inner.settings.tls_ca_file();
+        match TlsMode::parse(&router.tls, ca_file.clone()) {
+            Ok(mode) => Some(mode),
+            Err(reason) => {
+                tracing::warn!(router.id = %router.id, %reason, "bad tls setting, verifying");
+                Some(TlsMode::Verify { ca_file })
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use super::CommandStream;
 use crate::config::FleetSettings;
 use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials};
 use crate::routeros::request::{self, CommandFailure, RestRequest};
+use crate::routeros::tls::TlsMode;
 use crate::store::RouterId;
 
 /// Everything needed to (re)start a session; kept by the supervisor for restarts.
@@ -29,6 +30,8 @@ pub struct SessionSpec {
     pub host: String,
     pub port: u16,
     pub credentials: Arc<Credentials>,
+    /// API-SSL and how the router's certificate is checked; `None` for the plain API.
+    pub tls: Option<TlsMode>,
     pub settings: FleetSettings,
     /// Bounds connection attempts across the whole fleet (start-up, mass reconnects).
     pub connect_permits: Arc<Semaphore>,
@@ -372,6 +375,7 @@ async fn connect(spec: &SessionSpec) -> Result<(Connection, Option<String>), Str
         connect_timeout: spec.settings.connect_timeout(),
         login_timeout: spec.settings.connect_timeout(),
         tcp_keepalive: Some(spec.settings.keepalive()),
+        tls: spec.tls.clone(),
     };
     let conn = Connection::connect(&spec.host, spec.port, &spec.credentials, &opts)
         .await

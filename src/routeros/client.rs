@@ -25,6 +25,7 @@ pub use super::error::ClientError;
 use super::login::login;
 use super::sentence::Attrs;
 use super::session::{Session, Waiter};
+use super::tls::{self, TlsMode};
 
 /// Who to log in as.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct ConnectOptions {
     pub login_timeout: Duration,
     /// Idle time before TCP keepalive probes start; keeps NAT and firewall state alive.
     pub tcp_keepalive: Option<Duration>,
+    /// API-SSL: TLS over the TCP connection before login, checked this way; `None` speaks
+    /// the plain API. The TLS handshake shares `connect_timeout` with the TCP connect.
+    pub tls: Option<TlsMode>,
 }
 
 impl Default for ConnectOptions {
@@ -58,6 +62,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_secs(60)),
+            tls: None,
         }
     }
 }
@@ -101,7 +106,8 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Opens TCP to `host:port` (TCP_NODELAY, keepalive when configured) and logs in.
+    /// Opens TCP to `host:port` (TCP_NODELAY, keepalive when configured), runs the TLS
+    /// handshake when `opts.tls` asks for API-SSL, and logs in.
     pub async fn connect(
         host: &str,
         port: u16,
@@ -113,6 +119,7 @@ impl Connection {
         } else {
             format!("{host}:{port}")
         };
+        let started = tokio::time::Instant::now();
         let stream = match tokio::time::timeout(
             opts.connect_timeout,
             TcpStream::connect((host, port)),
@@ -126,7 +133,13 @@ impl Connection {
         if let Err(source) = tune_socket(&stream, opts) {
             return Err(ClientError::Connect { addr, source });
         }
-        tracing::debug!(router.addr = %addr, "connected, logging in");
+        let Some(mode) = &opts.tls else {
+            tracing::debug!(router.addr = %addr, "connected, logging in");
+            return Self::handshake(stream, creds, opts).await;
+        };
+        let left = opts.connect_timeout.saturating_sub(started.elapsed());
+        let stream = tls::connect(stream, host, &addr, mode, left).await?;
+        tracing::debug!(router.addr = %addr, "connected over TLS, logging in");
         Self::handshake(stream, creds, opts).await
     }
 

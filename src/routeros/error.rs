@@ -7,6 +7,7 @@ use std::io;
 
 use super::codec::FrameError;
 use super::sentence::ProtocolError;
+use super::tls::TlsError;
 
 /// Everything that can go wrong between this process and a router's API port.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +16,9 @@ pub enum ClientError {
     Connect { addr: String, source: io::Error },
     #[error("connecting to {addr} timed out")]
     ConnectTimeout { addr: String },
+    /// API-SSL did not come up; nothing of the API was sent.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("login rejected: {message}")]
     LoginRejected { message: String },
     #[error("login got no answer in time")]
@@ -76,6 +80,7 @@ impl Clone for ClientError {
             ClientError::ConnectTimeout { addr } => {
                 ClientError::ConnectTimeout { addr: addr.clone() }
             }
+            ClientError::Tls(err) => ClientError::Tls(err.clone()),
             ClientError::LoginRejected { message } => ClientError::LoginRejected {
                 message: message.clone(),
             },
@@ -120,6 +125,7 @@ mod tests {
             ClientError::ConnectionLost { reason: "x".into() },
             ClientError::Protocol("x".into()),
             ClientError::ConnectTimeout { addr: "a".into() },
+            ClientError::Tls(TlsError::HandshakeTimeout { addr: "a".into() }),
         ] {
             assert!(e.is_connection_failure(), "{e}");
         }

@@ -7,6 +7,7 @@
 //! - [`client`]: [`Connection`], one logged-in connection shared by many commands.
 //! - [`request`]: `execute-command` requests (`GET ip/address`) run over a connection.
 //! - [`rest`]: the same requests sent to a RouterOS v7 router's REST API instead.
+//! - [`tls`]: API-SSL: how a router's certificate is checked, and the OpenSSL handshake.
 //!
 //! It knows nothing of actors or HTTP servers: `fleet` owns sessions, `api` owns HTTP.
 
@@ -20,6 +21,7 @@ pub mod request;
 pub mod rest;
 pub mod sentence;
 mod session;
+pub mod tls;
 
 pub use client::{ConnectOptions, Connection, Credentials, ReplyStream, Response};
 pub use command::Command;
@@ -28,3 +30,4 @@ pub use login::challenge_response;
 pub use request::{execute, CommandFailure, InvalidRequest, RestMethod, RestRequest};
 pub use rest::RestClient;
 pub use sentence::{Attrs, ProtocolError, Reply, ReplyKind};
+pub use tls::{TlsError, TlsMode};

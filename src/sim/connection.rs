@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -93,14 +91,18 @@ impl Replier {
     }
 }
 
-/// Serves one accepted connection until the client leaves, a fatal reply or a fault
-/// closes it, the router is killed, or the simulator shuts down.
-pub(crate) async fn serve(
+/// Serves one accepted connection, given as its read and write halves (plain TCP or TLS),
+/// until the client leaves, a fatal reply or a fault closes it, the router is killed, or
+/// the simulator shuts down.
+pub(crate) async fn serve<R, W>(
     router: Arc<SimRouter>,
-    stream: TcpStream,
+    read: R,
+    write: W,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let (read, write) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut reader = FramedRead::new(read, SentenceCodec::default());
     let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
     let mut writer = tokio::spawn(write_loop(write, rx, router.clone()));
@@ -138,8 +140,8 @@ pub(crate) async fn serve(
     tracing::debug!(abrupt, "sim connection closed");
 }
 
-async fn write_loop(
-    mut socket: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut socket: W,
     mut rx: mpsc::Receiver<Outgoing>,
     router: Arc<SimRouter>,
 ) {
@@ -169,7 +171,10 @@ async fn write_loop(
     }
 }
 
-async fn write_bytewise(socket: &mut OwnedWriteHalf, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_bytewise<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     for byte in bytes {
         socket.write_all(std::slice::from_ref(byte)).await?;
         socket.flush().await?;

@@ -1,4 +1,5 @@
-//! Simulated MikroTik routers speaking the RouterOS API over plain TCP, byte for byte.
+//! Simulated MikroTik routers speaking the RouterOS API over plain TCP or API-SSL, byte
+//! for byte.
 //!
 //! Owns: one loopback listener per router, the per-connection protocol (login in both
 //! forms, tags, many commands in flight, `/cancel`, `!fatal`), a small stateful model per
@@ -14,7 +15,9 @@
 //! the same model. Besides framing, only [`crate::routeros::rest::json`] is shared with the
 //! client side, for JSON whose strings are bytes.
 //!
-//! Not simulated yet: API-SSL, HTTPS for REST, `print =interval=`, and query stack
+//! [`tls`] API-SSL with generated certificates.
+//!
+//! Not simulated yet: HTTPS for REST, `print =interval=`, and query stack
 //! operators that push by index (`?#0`..`?#9`).
 
 mod commands;
@@ -28,6 +31,7 @@ mod router;
 mod session;
 mod streams;
 mod system;
+mod tls;
 mod version;
 
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +42,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use router::SimRouter;
+use tls::SimTlsServer;
+pub use tls::{SimTls, SimTlsError};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +102,8 @@ pub struct SimConfig {
     /// Also serve the v7 REST API, on a second ephemeral port per router (for versions
     /// 7.1 and later). Off by default: it doubles the sockets of a large simulation.
     pub rest: bool,
+    /// Serve API-SSL instead of the plain API on every router; `None` is plain TCP.
+    pub tls: Option<SimTls>,
 }
 
 /// The demo password of a default simulator; the simulator holds nothing worth protecting.
@@ -112,6 +120,7 @@ impl Default for SimConfig {
             versions: vec![DEFAULT_VERSION.to_owned()],
             faults: Faults::default(),
             rest: false,
+            tls: None,
         }
     }
 }
@@ -127,6 +136,14 @@ pub struct SimRouterInfo {
     /// The HTTP port of the REST API, when [`SimConfig::rest`] is on and the version has it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rest_port: Option<u16>,
+    /// How API-SSL is served ("certificate", "self-signed", "anonymous"); absent for the
+    /// plain API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// SHA-256 (hex) of the certificate's DER, the value for `tls=pin:`; absent when there
+    /// is no certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
 }
 
 /// A running fleet of simulated routers. Dropping it shuts it down.
@@ -135,6 +152,7 @@ pub struct Simulator {
     infos: Vec<SimRouterInfo>,
     /// One signal for every listener and connection, so shutdown needs no per-task handle.
     shutdown: watch::Sender<bool>,
+    tls: Option<Arc<SimTlsServer>>,
 }
 
 impl Simulator {
@@ -144,11 +162,18 @@ impl Simulator {
         if !ip.is_loopback() {
             return Err(SimError::NotLoopback { addr: ip }.into());
         }
+        let tls = match cfg.tls {
+            Some(mode) => Some(Arc::new(
+                SimTlsServer::generate(mode).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let (shutdown, _) = watch::channel(false);
         let mut sim = Simulator {
             routers: Vec::new(),
             infos: Vec::new(),
             shutdown,
+            tls,
         };
         for index in 0..cfg.routers {
             let addr = router_addr(cfg.listen_base, index)?;
@@ -187,11 +212,17 @@ impl Simulator {
                 password: cfg.password.clone(),
                 version,
                 rest_port,
+                tls: sim.tls.as_ref().map(|t| t.mode().name().to_owned()),
+                cert_sha256: sim
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.cert_sha256().map(str::to_owned)),
             };
             let router = Arc::new(SimRouter::new(index, info.clone(), cfg.faults.clone()));
             tokio::spawn(router::accept_loop(
                 router.clone(),
                 listener,
+                sim.tls.clone(),
                 sim.shutdown.subscribe(),
             ));
             if let Some(listener) = rest_listener {
@@ -203,6 +234,12 @@ impl Simulator {
         }
         tracing::info!(sim.routers = cfg.routers, sim.addr = %cfg.listen_base, "simulator up");
         Ok(sim)
+    }
+
+    /// PEM of the CA that issued the routers' certificate, for clients that verify it;
+    /// only with [`SimTls::Certificate`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(|t| t.ca_pem())
     }
 
     pub fn routers(&self) -> &[SimRouterInfo] {
@@ -279,6 +316,8 @@ mod tests {
             password: "pw".into(),
             version: "7.18.2".into(),
             rest_port: None,
+            tls: None,
+            cert_sha256: None,
         };
         let json = serde_json::to_string(&[info]).unwrap();
         assert_eq!(

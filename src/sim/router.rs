@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::model::Model;
+use super::tls::SimTlsServer;
 use super::version::RouterVersion;
 use super::{connection, Faults, SimRouterInfo};
 
@@ -183,10 +184,12 @@ pub(crate) async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
-/// Accepts connections for one router until the simulator shuts down.
+/// Accepts connections for one router until the simulator shuts down; with `tls`, each
+/// connection does the TLS handshake first and speaks the API inside it.
 pub(crate) async fn accept_loop(
     router: Arc<SimRouter>,
     listener: TcpListener,
+    tls: Option<Arc<SimTlsServer>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let span = tracing::debug_span!("sim_router", router.index = router.index);
@@ -203,7 +206,7 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let task = connection::serve(router.clone(), stream, shutdown.clone());
+                    let task = serve_stream(router.clone(), stream, tls.clone(), shutdown.clone());
                     tokio::spawn(
                         task.instrument(tracing::debug_span!("sim_conn", client.addr = %peer)),
                     );
@@ -219,4 +222,26 @@ pub(crate) async fn accept_loop(
     }
     .instrument(span)
     .await
+}
+
+/// One accepted connection: plain, or TLS first (a failed handshake ends it before any
+/// sentence is read, so it counts no login and no command).
+async fn serve_stream(
+    router: Arc<SimRouter>,
+    stream: TcpStream,
+    tls: Option<Arc<SimTlsServer>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    match tls {
+        None => {
+            let (read, write) = stream.into_split();
+            connection::serve(router, read, write, shutdown).await;
+        }
+        Some(tls) => {
+            if let Some(stream) = tls.accept(stream).await {
+                let (read, write) = tokio::io::split(stream);
+                connection::serve(router, read, write, shutdown).await;
+            }
+        }
+    }
 }
