@@ -7,8 +7,8 @@
 //! reach a backend; a backend never sees a secret in the clear.
 
 pub mod embedded;
-pub mod redis;
 pub mod model;
+pub mod redis;
 pub mod seal;
 
 use std::time::Duration;
