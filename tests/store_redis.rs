@@ -155,3 +155,37 @@ async fn unreachable_redis_is_unavailable() {
     assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
     assert!(RedisStore::connect("http://127.0.0.1:1", 1).is_err());
 }
+
+/// A node configured with `store.backend = "redis"` keeps its users in that Redis: a user
+/// created through the node's store is visible to a second store on the same server.
+#[tokio::test]
+async fn node_opens_the_redis_backend_from_config() {
+    let (server, direct) = redis_store();
+    let data_dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CLOUDPILOT__STORE__BACKEND", "redis".to_owned()),
+        ("CLOUDPILOT__STORE__REDIS_URL", server.url()),
+        (
+            "CLOUDPILOT__STORE__DATA_DIR",
+            data_dir.path().display().to_string(),
+        ),
+        ("CLOUDPILOT__AUTH__JWT_SECRET", "j".repeat(40)),
+        ("CLOUDPILOT__SECRETS__MASTER_KEY", "ab".repeat(32)),
+        ("CLOUDPILOT__AUTH__PBKDF2_ITERATIONS", "1000".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let settings = cloudpilot::config::Settings::load_with_env(None, env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = cloudpilot::node::Node::start(settings, listener)
+        .await
+        .expect("node starts on redis");
+    let alice = node
+        .state
+        .store
+        .create_user(new_user("alice"), api_key("aa11"))
+        .await
+        .unwrap();
+    assert_eq!(direct.user_by_id(alice.id).await.unwrap(), Some(alice));
+    assert!(!data_dir.path().join("cloudpilot.redb").exists());
+    node.shutdown().await;
+}
