@@ -37,8 +37,19 @@ pub struct ServerSettings {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoreSettings {
+    /// `embedded` (a redb file in `data_dir`) or `redis` (`redis_url`).
     pub backend: String,
     pub data_dir: PathBuf,
+    /// Where the `redis` backend connects; may carry a password, so it is masked on output.
+    #[serde(default)]
+    pub redis_url: String,
+    /// Connections the `redis` backend keeps open at most.
+    #[serde(default = "default_redis_pool_size")]
+    pub redis_pool_size: usize,
+}
+
+fn default_redis_pool_size() -> usize {
+    16
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -123,14 +134,15 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.store.backend != "embedded" {
-            return Err(ConfigError::Invalid {
-                field: "store.backend",
-                reason: format!(
-                    "unknown backend {:?} (this build has \"embedded\")",
-                    self.store.backend
-                ),
-            });
+        match self.store.backend.as_str() {
+            "embedded" => {}
+            "redis" => self.validate_redis()?,
+            other => {
+                return Err(ConfigError::Invalid {
+                    field: "store.backend",
+                    reason: format!("unknown backend {other:?} (use \"embedded\" or \"redis\")"),
+                })
+            }
         }
         if !matches!(self.server.log_format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid {
@@ -160,11 +172,53 @@ impl Settings {
         Ok(())
     }
 
+    /// Several nodes share a Redis, so they must agree on the URL and on the keys: keys
+    /// generated into each node's own data directory would not open each other's tokens and
+    /// sealed passwords.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let url = self.store.redis_url.trim();
+        let schemes = [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ];
+        let well_formed = !url.is_empty()
+            && url.split(',').map(str::trim).all(|u| {
+                schemes
+                    .iter()
+                    .any(|s| u.starts_with(s) && u.len() > s.len())
+            });
+        if !well_formed {
+            return Err(ConfigError::Invalid {
+                field: "store.redis_url",
+                reason: "must be redis://, rediss://, redis+cluster:// or rediss+cluster:// \
+                         URLs, comma-separated for a cluster"
+                    .into(),
+            });
+        }
+        if self.store.redis_pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                field: "store.redis_pool_size",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.auth.jwt_secret.is_empty() || self.secrets.master_key.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "auth.jwt_secret / secrets.master_key",
+                reason: "must be set when store.backend is \"redis\", so every node shares them"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The settings as TOML with every secret replaced by `"<set>"` or `"<generated>"`.
     pub fn masked_toml(&self) -> String {
         let mut copy = self.clone();
         copy.auth.jwt_secret = mask(&copy.auth.jwt_secret);
         copy.secrets.master_key = mask(&copy.secrets.master_key);
+        copy.store.redis_url = mask_url_passwords(&copy.store.redis_url);
         toml::to_string_pretty(&copy).unwrap_or_default()
     }
 }
@@ -175,6 +229,25 @@ fn mask(secret: &str) -> String {
     } else {
         "<set>".into()
     }
+}
+
+/// Replaces the password part (`user:password@`) of each comma-separated URL with `<set>`.
+fn mask_url_passwords(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let Some((scheme, rest)) = url.split_once("://") else {
+                return url.to_owned();
+            };
+            let Some((userinfo, host)) = rest.rsplit_once('@') else {
+                return url.to_owned();
+            };
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:<set>@{host}"),
+                None => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses a 32-byte key written as 64 hex characters.
@@ -214,5 +287,48 @@ mod tests {
             "short".to_string(),
         )];
         assert!(Settings::load_with_env(None, env).is_err());
+    }
+
+    fn redis_env(url: &str) -> Vec<(String, String)> {
+        vec![
+            ("CLOUDPILOT__STORE__BACKEND".into(), "redis".into()),
+            ("CLOUDPILOT__STORE__REDIS_URL".into(), url.into()),
+            ("CLOUDPILOT__AUTH__JWT_SECRET".into(), "j".repeat(40)),
+            ("CLOUDPILOT__SECRETS__MASTER_KEY".into(), "ab".repeat(32)),
+        ]
+    }
+
+    /// The redis backend is accepted with a URL, single or cluster, and shared keys.
+    #[test]
+    fn redis_backend_accepted_with_url_and_keys() {
+        let s = Settings::load_with_env(None, redis_env("redis://127.0.0.1:6379")).unwrap();
+        assert_eq!(s.store.backend, "redis");
+        assert_eq!(s.store.redis_pool_size, 16);
+        let cluster = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
+        assert!(Settings::load_with_env(None, redis_env(cluster)).is_ok());
+    }
+
+    /// A missing or malformed URL, or keys left to be generated per node, are refused.
+    #[test]
+    fn redis_backend_refused_without_url_or_shared_keys() {
+        assert!(Settings::load_with_env(None, redis_env("")).is_err());
+        assert!(Settings::load_with_env(None, redis_env("http://127.0.0.1:6379")).is_err());
+        assert!(Settings::load_with_env(None, redis_env("redis://a:1,")).is_err());
+        let mut no_keys = redis_env("redis://127.0.0.1:6379");
+        no_keys.retain(|(k, _)| !k.ends_with("MASTER_KEY"));
+        assert!(Settings::load_with_env(None, no_keys).is_err());
+        let unknown = [("CLOUDPILOT__STORE__BACKEND".to_string(), "etcd".to_string())];
+        assert!(Settings::load_with_env(None, unknown).is_err());
+    }
+
+    /// A password in the Redis URL never reaches `admin config` output.
+    #[test]
+    fn masked_output_hides_redis_password() {
+        let url = "rediss://app:hunter2hunter2@127.0.0.1:6380,redis://127.0.0.1:7000";
+        let s = Settings::load_with_env(None, redis_env(url)).unwrap();
+        let text = s.masked_toml();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("rediss://app:<set>@127.0.0.1:6380"), "{text}");
+        assert!(text.contains("redis://127.0.0.1:7000"), "{text}");
     }
 }

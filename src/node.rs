@@ -15,6 +15,7 @@ use crate::auth::{AccountPolicy, Accounts, TokenIssuer};
 use crate::config::{parse_hex_key, Settings};
 use crate::fleet::Fleet;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
 use crate::store::seal::{load_or_create_key_file, Sealer};
 use crate::store::Store;
 
@@ -60,7 +61,7 @@ impl Node {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in(data_dir)?);
+        let store = open_store(&settings)?;
 
         let jwt_secret = match settings.auth.jwt_secret.as_str() {
             "" => key_file(&data_dir.join("jwt.key"))?.to_vec(),
@@ -155,6 +156,18 @@ impl Node {
         self.state.fleet.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }
+}
+
+/// The backend `store.backend` names (validated by [`Settings`]; anything but `redis` is
+/// the embedded file).
+fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, NodeError> {
+    Ok(match settings.store.backend.as_str() {
+        "redis" => Arc::new(RedisStore::connect(
+            &settings.store.redis_url,
+            settings.store.redis_pool_size,
+        )?),
+        _ => Arc::new(EmbeddedStore::open_in(&settings.store.data_dir)?),
+    })
 }
 
 fn key_file(path: &Path) -> Result<[u8; 32], NodeError> {

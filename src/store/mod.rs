@@ -1,13 +1,14 @@
 //! Durable state behind one trait: users, API keys, routers, refresh-token families,
 //! login throttling counters and the audit trail.
 //!
-//! Two backends implement [`Store`]: `embedded` (a redb file, one node) and, later,
+//! Two backends implement [`Store`]: `embedded` (a redb file, one node) and
 //! `redis` (many nodes). Both pass the same conformance suite
 //! (`tests/store_conformance.rs`). Router passwords are sealed by [`seal`] before they
 //! reach a backend; a backend never sees a secret in the clear.
 
 pub mod embedded;
 pub mod model;
+pub mod redis;
 pub mod seal;
 
 use std::time::Duration;
