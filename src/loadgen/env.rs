@@ -50,7 +50,9 @@ impl Env {
                 (Some(server), port, base)
             }
         };
-        Rest::wait_healthy(&base, Duration::from_secs(60)).await?;
+        // Our own child may take a while to open its store; a --target is up or it is not.
+        let patience = if server.is_some() { 60 } else { 5 };
+        Rest::wait_healthy(&base, Duration::from_secs(patience)).await?;
         let auth = match (&args.token, &args.username, &args.password) {
             (Some(t), _, _) => Auth::Token(t.clone()),
             (None, Some(u), Some(p)) => Auth::Password {

@@ -201,6 +201,16 @@ pub fn targets(r: &Report) -> Vec<Target> {
             ));
         }
     }
+    if let (Some(base), Some(rss), true) = (base, r.rss_after_restart_kib, n > 0) {
+        let per = rss.saturating_sub(base) as f64 / n as f64;
+        let name = format!("RSS per session after a restart with {n} routers");
+        out.push(target(
+            &name,
+            format!("{per:.1} KiB"),
+            "<= 32 KiB",
+            per <= 32.0,
+        ));
+    }
     if let (Some(raw), Some(cp)) = (r.baseline_rate, phase(r, "exec-closed")) {
         let ratio = cp.rate / raw.max(f64::MIN_POSITIVE);
         let measured = format!("{:.0}/s vs raw {raw:.0}/s = {:.0}%", cp.rate, ratio * 100.0);
