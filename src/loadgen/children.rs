@@ -203,7 +203,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 }
 
 /// Raises this process's soft open-file limit to the hard limit; children inherit it.
-pub fn raise_nofile_limit() -> Option<u64> {
+pub fn raise_nofile_limit() -> Option<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -218,7 +218,7 @@ pub fn raise_nofile_limit() -> Option<u64> {
             return None;
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 #[cfg(test)]
@@ -247,7 +247,7 @@ mod tests {
         };
         // SAFETY: as above.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        assert_eq!(lim.rlim_cur as u64, raised);
+        assert_eq!(lim.rlim_cur, raised);
         assert_eq!(lim.rlim_cur, lim.rlim_max);
     }
 }

@@ -55,8 +55,10 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     let sc = args.scenario;
     let (memory, probes) = plan(sc, args.routers);
     let raw_on = args.baseline == Baseline::Raw;
+    let raw_wanted = raw_on && (sc.has(Scenario::Throughput) || sc == Scenario::Mixed);
     let phases = probes.len()
-        + usize::from(sc.has(Scenario::Throughput)) * (2 + usize::from(raw_on))
+        + usize::from(raw_wanted)
+        + usize::from(sc.has(Scenario::Throughput)) * 2
         + usize::from(sc.has(Scenario::ProfileVsHealth)) * 2
         + usize::from(sc.has(Scenario::Mixed));
     let per = (args.duration / phases.max(1) as u32).max(Duration::from_secs(1));
@@ -98,17 +100,16 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
     }
     let everyone = env.registered_ids();
     let exec_only = vec![(Kind::ExecResource, 1)];
-    if sc.has(Scenario::Throughput) || (raw_on && sc == Scenario::Mixed) {
-        if raw_on {
-            let conns = raw::connect_all(&env.routers[..env.registered.len()], 128).await?;
-            let mode = Mode::Closed {
-                concurrency: args.concurrency * 4,
-            };
-            let result = drive::run("raw-baseline", mode, per, raw::resource_work(conns), show);
-            let result = result.await;
-            report.baseline_rate = Some(result.rate);
-            report.phases.push(result);
-        }
+    if raw_wanted {
+        // Four times the HTTP concurrency: the baseline is a ceiling, so keep it saturated.
+        let conns = raw::connect_all(&env.routers[..env.registered.len()], 128).await?;
+        let mode = Mode::Closed {
+            concurrency: args.concurrency * 4,
+        };
+        let result = drive::run("raw-baseline", mode, per, raw::resource_work(conns), show);
+        let result = result.await;
+        report.baseline_rate = Some(result.rate);
+        report.phases.push(result);
     }
     if sc.has(Scenario::Throughput) {
         let work = mix::work(env.rest.clone(), everyone.clone(), exec_only.clone());
