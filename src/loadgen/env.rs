@@ -23,7 +23,18 @@ pub struct Env {
     pub registered: Vec<u64>,
     /// Sessions already open on a `--target` server before this run added any.
     open_before: u64,
-    work_dir: PathBuf,
+    work_dir: WorkDir,
+}
+
+/// The run's temporary directory (server store, child logs), removed however the run ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::debug!(error = %e, "removing the work directory");
+        }
+    }
 }
 
 /// How long the fleet gets to come up before the run gives up.
@@ -33,19 +44,21 @@ impl Env {
     pub async fn start(args: &LoadgenArgs) -> Result<Env, LoadgenError> {
         let limit = children::raise_nofile_limit();
         tracing::info!(nofile = ?limit, "open-file limit");
-        let work_dir =
+        let dir =
             std::env::temp_dir().join(format!("cloudpilot-loadgen-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(work_dir.join("data")).map_err(|source| LoadgenError::Io {
-            path: work_dir.display().to_string(),
+        std::fs::create_dir_all(dir.join("data")).map_err(|source| LoadgenError::Io {
+            path: dir.display().to_string(),
             source,
         })?;
-        let sims = children::spawn_sims(args.routers, args.routers_per_sim, &work_dir).await?;
+        let work_dir = WorkDir(dir);
+        let sims = children::spawn_sims(args.routers, args.routers_per_sim, &work_dir.0).await?;
         let routers: Vec<SimRouter> = sims.iter().flat_map(|s| s.routers.clone()).collect();
         let (server, port, base) = match &args.target {
             Some(url) => (None, 0, url.trim_end_matches('/').to_owned()),
             None => {
                 let port = children::free_port()?;
-                let server = ServerChild::spawn(port, &work_dir.join("data"), &work_dir).await?;
+                let server =
+                    ServerChild::spawn(port, &work_dir.0.join("data"), &work_dir.0).await?;
                 let base = server.base.clone();
                 (Some(server), port, base)
             }
@@ -133,19 +146,10 @@ impl Env {
         };
         old.stop().await;
         let start = Instant::now();
-        let data = self.work_dir.join("data");
-        self.server = Some(ServerChild::spawn(self.port, &data, &self.work_dir).await?);
+        let data = self.work_dir.0.join("data");
+        self.server = Some(ServerChild::spawn(self.port, &data, &self.work_dir.0).await?);
         Rest::wait_healthy(&self.rest.base, Duration::from_secs(60)).await?;
         self.wait_open(self.registered.len() as u64).await?;
         Ok(Some(start.elapsed().as_secs_f64()))
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // The children are killed by their own handles; the store and logs go with the dir.
-        if let Err(e) = std::fs::remove_dir_all(&self.work_dir) {
-            tracing::debug!(error = %e, "removing the work directory");
-        }
     }
 }

@@ -124,23 +124,27 @@ pub fn markdown(r: &Report) -> String {
             "Raw pipelined baseline: {raw:.0} `system/resource` prints/s.\n"
         );
     }
-    s.push_str("| phase | mode | rate/s | vs raw | p50 ms | p90 ms | p99 ms | max ms | errors |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    for p in &r.phases {
-        let mode = match p.mode {
-            super::drive::Mode::Closed { concurrency } => format!("closed, {concurrency}"),
-            super::drive::Mode::Open { rate } => format!("open, {rate:.0}/s"),
-        };
-        let vs = match r.baseline_rate {
-            Some(raw) if raw > 0.0 => format!("{:.2}", p.rate / raw),
-            _ => "-".into(),
-        };
-        let l = &p.latency;
-        let _ = writeln!(
-            s,
-            "| {} | {mode} | {:.0} | {vs} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |",
-            p.name, p.rate, l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, p.errors, p.units
+    if !r.phases.is_empty() {
+        s.push_str(
+            "| phase | mode | rate/s | vs raw | p50 ms | p90 ms | p99 ms | max ms | errors |\n",
         );
+        s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for p in &r.phases {
+            let mode = match p.mode {
+                super::drive::Mode::Closed { concurrency } => format!("closed, {concurrency}"),
+                super::drive::Mode::Open { rate } => format!("open, {rate:.0}/s"),
+            };
+            let vs = match r.baseline_rate {
+                Some(raw) if raw > 0.0 => format!("{:.2}", p.rate / raw),
+                _ => "-".into(),
+            };
+            let l = &p.latency;
+            let _ = writeln!(
+                s,
+                "| {} | {mode} | {:.0} | {vs} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |",
+                p.name, p.rate, l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, p.errors, p.units
+            );
+        }
     }
     if !r.fleet.is_empty() {
         s.push_str("\n| routers | registering s | up s | server RSS MiB | probe p50 ms |\n");
