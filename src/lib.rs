@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod fleet;
+pub mod loadgen;
 pub mod node;
 pub mod routeros;
 pub mod sim;

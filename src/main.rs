@@ -1,4 +1,4 @@
-//! The `cloudpilot` command: `serve`, `demo`, `sim` and `admin`.
+//! The `cloudpilot` command: `serve`, `demo`, `sim`, `loadgen` and `admin`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,8 @@ enum Cmd {
     Demo(DemoArgs),
     /// Run simulated RouterOS routers.
     Sim(SimArgs),
+    /// Load-test CloudPilot against simulated routers and report PASS/MISS per target.
+    Loadgen(cloudpilot::loadgen::LoadgenArgs),
     /// Administrative tasks on the store (run while the server is stopped).
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -183,6 +185,7 @@ async fn run(cmd: Cmd, mut settings: Settings) -> Result<(), AnyError> {
             cloudpilot::sim::run_cli(cfg).await?;
             Ok(())
         }
+        Cmd::Loadgen(args) => Ok(cloudpilot::loadgen::run(args).await?),
         Cmd::Admin(AdminCmd::Config) => {
             print!("{}", settings.masked_toml());
             Ok(())
