@@ -17,7 +17,9 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "cloudpilot-demo";
 
-pub async fn run(settings: Settings, routers: usize) -> Result<(), AnyError> {
+/// Runs the demo until Ctrl-C. `owns_data_dir` says the data directory was made for this
+/// run and is removed at the end; a directory the user named is never removed.
+pub async fn run(settings: Settings, routers: usize, owns_data_dir: bool) -> Result<(), AnyError> {
     let data_dir = settings.store.data_dir.clone();
     let sim = Simulator::start(SimConfig {
         routers,
@@ -94,7 +96,7 @@ pub async fn run(settings: Settings, routers: usize) -> Result<(), AnyError> {
     wait().await;
     node.shutdown().await;
     sim.shutdown();
-    if data_dir.starts_with(std::env::temp_dir()) {
+    if owns_data_dir {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     Ok(())

@@ -158,13 +158,12 @@ async fn run(cmd: Cmd, mut settings: Settings) -> Result<(), AnyError> {
             Ok(())
         }
         Cmd::Demo(args) => {
-            let demo_dir;
-            if args.serve.data_dir.is_none() {
-                demo_dir = tempdir_path();
-                settings.store.data_dir = demo_dir.clone();
+            let owns_data_dir = args.serve.data_dir.is_none();
+            if owns_data_dir {
+                settings.store.data_dir = tempdir_path();
             }
             args.serve.apply(&mut settings);
-            cloudpilot::demo::run(settings, args.routers).await
+            cloudpilot::demo::run(settings, args.routers, owns_data_dir).await
         }
         Cmd::Sim(args) => {
             let mut cfg = cloudpilot::sim::SimConfig {

@@ -61,6 +61,11 @@ impl Node {
             path: data_dir.display().to_string(),
             source,
         })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
+        }
         let store = open_store(&settings)?;
 
         let jwt_secret = match settings.auth.jwt_secret.as_str() {
@@ -153,7 +158,7 @@ impl Node {
     /// Stops accepting requests, closes every router session, and waits for the server.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        self.state.fleet.shutdown();
+        self.state.fleet.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }
 }

@@ -70,7 +70,7 @@ async fn verified_api_ssl_router_runs_commands_through_the_fleet() {
     let value = identity(&fleet, 1).await.expect("identity over API-SSL");
     assert!(value.to_string().contains("name"), "{value}");
     assert_eq!(sim.router(0).logins(), 1);
-    fleet.shutdown();
+    fleet.shutdown().await;
 }
 
 /// A wrong pin keeps the router unreachable with the pin message, and the router never
@@ -88,7 +88,7 @@ async fn pin_mismatch_reaches_the_caller_as_unreachable() {
     };
     assert!(message.contains("does not match the pin"), "{message}");
     assert_eq!(sim.router(0).logins(), 0);
-    fleet.shutdown();
+    fleet.shutdown().await;
 }
 
 /// Without use_https the tls field is ignored and the plain API is spoken.
@@ -102,5 +102,5 @@ async fn tls_field_is_ignored_without_use_https() {
         .await;
     identity(&fleet, 3).await.expect("plain API");
     assert_eq!(sim.router(0).logins(), 1);
-    fleet.shutdown();
+    fleet.shutdown().await;
 }

@@ -279,9 +279,17 @@ impl Fleet {
         counts
     }
 
-    /// Stops every session and the supervisor.
-    pub fn shutdown(&self) {
-        self.inner.supervisor.stop_children(None);
+    /// Closes every session (no restarts), then stops the supervisor.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .supervisor
+            .send_message(SupervisorMsg::Shutdown { reply: tx.into() })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
         self.inner.supervisor.stop(None);
     }
 }

@@ -34,6 +34,10 @@ pub enum SupervisorMsg {
     Respawn {
         router_id: RouterId,
     },
+    /// Close every session for good: the node is stopping.
+    Shutdown {
+        reply: RpcReplyPort<()>,
+    },
 }
 
 struct Entry {
@@ -96,6 +100,13 @@ impl Actor for FleetSupervisor {
             }
             SupervisorMsg::Close { router_id, reply } => {
                 stop_session(state, router_id);
+                let _ = reply.send(());
+            }
+            SupervisorMsg::Shutdown { reply } => {
+                let ids: Vec<RouterId> = state.entries.keys().copied().collect();
+                for router_id in ids {
+                    stop_session(state, router_id);
+                }
                 let _ = reply.send(());
             }
             SupervisorMsg::Respawn { router_id } => {

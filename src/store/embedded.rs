@@ -117,6 +117,12 @@ impl EmbeddedStore {
             path: path.to_path_buf(),
             source,
         })?;
+        // The file holds password and key hashes and sealed secrets: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         let tx = db.begin_write()?;
         tables::create_all(&tx)?;
         tx.commit()?;
