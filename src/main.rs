@@ -84,6 +84,12 @@ struct SimArgs {
     /// Write every reply one byte at a time.
     #[arg(long)]
     one_byte_writes: bool,
+    /// Serve API-SSL instead of the plain API: certificate, self-signed or anonymous.
+    #[arg(long)]
+    tls: Option<cloudpilot::sim::SimTls>,
+    /// Also serve the v7 REST API over HTTP on a second port (7.1 and later).
+    #[arg(long)]
+    rest: bool,
 }
 
 #[derive(Subcommand)]
@@ -181,6 +187,8 @@ async fn run(cmd: Cmd, mut settings: Settings) -> Result<(), AnyError> {
             cfg.faults.latency = Duration::from_millis(args.latency_ms);
             cfg.faults.drop_every = args.drop_every;
             cfg.faults.one_byte_writes = args.one_byte_writes;
+            cfg.tls = args.tls;
+            cfg.rest = args.rest;
             cloudpilot::sim::run_cli(cfg).await?;
             Ok(())
         }

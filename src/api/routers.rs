@@ -259,21 +259,18 @@ impl RouterInput {
         let transport = match transport.as_deref() {
             None => base.map_or(Transport::Api, |b| b.transport),
             Some("api") => Transport::Api,
-            Some("rest") => {
-                f.invalid(
-                    "transport",
-                    "The REST transport is not available in this version.",
-                );
-                Transport::Api
-            }
+            Some("rest") => Transport::Rest,
             Some(_) => {
                 f.invalid("transport", "\"transport\" must be \"api\" or \"rest\".");
                 Transport::Api
             }
         };
         let use_https = use_https.or(base.map(|b| b.use_https)).unwrap_or(false);
-        if use_https {
-            f.invalid("use_https", "API-SSL is not available in this version.");
+        if use_https && transport == Transport::Rest {
+            f.invalid(
+                "use_https",
+                "HTTPS for the REST transport is not available in this version; use transport \"api\" with use_https (API-SSL).",
+            );
         }
         let tls = tls
             .or_else(|| base.map(|b| b.tls.clone()))

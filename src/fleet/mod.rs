@@ -5,6 +5,7 @@
 //! handles, so dispatching a command costs one map read, one semaphore permit (the
 //! per-router backlog) and one actor message.
 
+mod link;
 mod session;
 mod status;
 mod supervisor;
@@ -116,6 +117,8 @@ impl Fleet {
                 password,
             }),
             tls,
+            transport: router.transport,
+            https: router.use_https,
             settings: self.inner.settings.clone(),
             connect_permits: self.inner.connect_permits.clone(),
             status,

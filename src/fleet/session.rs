@@ -15,11 +15,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::link::Link;
 use super::status::{LiveStatus, Phase};
 use super::CommandStream;
 use crate::config::FleetSettings;
-use crate::routeros::client::{Command, ConnectOptions, Connection, Credentials};
-use crate::routeros::request::{self, CommandFailure, RestRequest};
+use crate::routeros::client::{Command, Credentials};
+use crate::routeros::request::{CommandFailure, RestRequest};
 use crate::routeros::tls::TlsMode;
 use crate::store::RouterId;
 
@@ -30,6 +31,10 @@ pub struct SessionSpec {
     pub host: String,
     pub port: u16,
     pub credentials: Arc<Credentials>,
+    /// The RouterOS API (persistent session) or the v7 REST API.
+    pub transport: crate::store::Transport,
+    /// HTTPS for the REST transport.
+    pub https: bool,
     /// API-SSL and how the router's certificate is checked; `None` for the plain API.
     pub tls: Option<TlsMode>,
     pub settings: FleetSettings,
@@ -61,7 +66,7 @@ pub enum SessionMsg {
     },
     Connected {
         generation: u64,
-        conn: Connection,
+        conn: Link,
         version: Option<String>,
     },
     ConnectFailed {
@@ -96,7 +101,7 @@ enum Waiting {
 
 impl Waiting {
     /// Starts the work on a live connection, or answers Timeout when its time is up.
-    fn start(self, conn: &Connection, status: &Arc<LiveStatus>) {
+    fn start(self, conn: &Link, status: &Arc<LiveStatus>) {
         match self {
             Waiting::Exec {
                 req,
@@ -122,9 +127,6 @@ impl Waiting {
                 } else {
                     conn.stream(cmd)
                         .map(|rows| CommandStream::new(rows, permit))
-                        .map_err(|e| CommandFailure::Unreachable {
-                            message: e.to_string(),
-                        })
                 };
                 let _ = reply.send(result);
             }
@@ -145,7 +147,7 @@ impl Waiting {
 
 pub struct SessionState {
     spec: SessionSpec,
-    conn: Option<Connection>,
+    conn: Option<Link>,
     generation: u64,
     waiting: VecDeque<Waiting>,
     /// Failed attempts in a row, for the backoff.
@@ -254,7 +256,7 @@ impl Actor for RouterSession {
                 let watcher = myself.clone();
                 let watched = conn.clone();
                 tokio::spawn(async move {
-                    let reason = watched.closed().await.to_string();
+                    let reason = watched.closed().await;
                     let _ = watcher.send_message(SessionMsg::Lost { generation, reason });
                 });
                 for job in std::mem::take(&mut state.waiting) {
@@ -299,7 +301,7 @@ impl Actor for RouterSession {
 
 /// Runs one command on the live connection in its own task.
 fn run(
-    conn: Connection,
+    conn: Link,
     status: Arc<LiveStatus>,
     req: RestRequest,
     timeout: Duration,
@@ -307,7 +309,7 @@ fn run(
     permit: OwnedSemaphorePermit,
 ) {
     tokio::spawn(async move {
-        let result = request::execute(&conn, &req, timeout).await;
+        let result = conn.execute(&req, timeout).await;
         if !matches!(result, Err(CommandFailure::Unreachable { .. })) {
             status.touch();
         }
@@ -329,12 +331,8 @@ fn keepalive(state: &mut SessionState) {
     let timeout = state.spec.settings.connect_timeout();
     status.touch();
     tokio::spawn(async move {
-        let probe = Command::new("/system/identity/print");
-        match conn.call_timeout(probe, timeout).await {
-            Ok(_) => status.mark_checked(),
-            Err(e) if e.is_connection_failure() => conn.close(),
-            Err(crate::routeros::client::ClientError::Timeout) => conn.close(),
-            Err(_) => status.mark_checked(),
+        if conn.probe(timeout).await {
+            status.mark_checked();
         }
     });
 }
@@ -365,31 +363,13 @@ fn start_connect(myself: &ActorRef<SessionMsg>, state: &mut SessionState) {
     });
 }
 
-async fn connect(spec: &SessionSpec) -> Result<(Connection, Option<String>), String> {
+async fn connect(spec: &SessionSpec) -> Result<(Link, Option<String>), String> {
     let _permit = spec
         .connect_permits
         .acquire()
         .await
         .map_err(|_| "fleet stopped".to_string())?;
-    let opts = ConnectOptions {
-        connect_timeout: spec.settings.connect_timeout(),
-        login_timeout: spec.settings.connect_timeout(),
-        tcp_keepalive: Some(spec.settings.keepalive()),
-        tls: spec.tls.clone(),
-    };
-    let conn = Connection::connect(&spec.host, spec.port, &spec.credentials, &opts)
-        .await
-        .map_err(|e| e.to_string())?;
-    let probe = Command::new("/system/resource/print").api_attr(".proplist", "version");
-    let version = match conn
-        .call_timeout(probe, spec.settings.connect_timeout())
-        .await
-    {
-        Ok(resp) => resp.rows.first().and_then(|r| r.get_str("version")),
-        Err(e) if e.is_connection_failure() => return Err(e.to_string()),
-        Err(_) => None,
-    };
-    Ok((conn, version))
+    Link::connect(spec).await
 }
 
 fn fail_waiting(state: &mut SessionState, error: &str) {
