@@ -365,6 +365,19 @@ async fn traps_and_bad_commands_answer_400() {
     let (s, r) = env.exec(&u, id, json!({})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(r["error"], "Command is required");
+    let (s, r) = env.exec(&u, id, json!({"command": 123})).await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("command must be a string"))
+    );
+    // The session's own words are not the client's to send: /quit would end the session.
+    for verb in ["quit", "/login", "cancel"] {
+        let (s, r) = env
+            .exec(&u, id, json!({"command": verb, "method": "POST"}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{verb}: {r}");
+    }
+    assert_eq!(env.sim.router(0).logins(), 1, "the session survived");
     let (s, r) = env
         .exec(
             &u,
@@ -411,6 +424,10 @@ async fn a_dropped_connection_fails_the_command_with_502_then_recovers() {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{r}");
     assert_eq!(r["status_code"], 502);
+    assert!(
+        r["error"].as_str().unwrap().contains("unknown"),
+        "outcome unknown is said: {r}"
+    );
     let (s, r) = env
         .exec(&u, id, json!({"command": "system/resource"}))
         .await;

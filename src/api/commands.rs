@@ -133,8 +133,21 @@ impl CommandBody {
             timeout: default,
             fields: serde_json::Map::new(),
         };
+        if fields
+            .get("command")
+            .is_some_and(|c| !c.is_string() && !c.is_null())
+        {
+            return Err(body.fail("command must be a string".into()));
+        }
         if body.command.trim().is_empty() {
             return Err(body.fail("Command is required".into()));
+        }
+        // The session itself logs in, cancels and quits; a client may not.
+        let verb = body.command.trim().trim_start_matches('/');
+        if matches!(verb, "login" | "quit" | "cancel") {
+            return Err(body.fail(format!(
+                "\"{verb}\" is managed by CloudPilot's session and cannot be sent"
+            )));
         }
         let known = |k: &str| matches!(k, "command" | "data" | "timeout_ms") || extra.contains(&k);
         if let Some(unknown) = fields.keys().find(|k| !known(k)) {
@@ -222,6 +235,21 @@ fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) 
             None,
             None,
         ),
+        // A connection lost after the command was written may or may not have applied it;
+        // say so, so that a client does not blindly retry a write.
+        ExecError::Failed(CommandFailure::Unreachable { message })
+            if message.contains("connection lost") =>
+        {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "Connection to the router was lost mid-command ({message}); \
+                     whether the router applied it is unknown"
+                ),
+                None,
+                None,
+            )
+        }
         ExecError::Failed(CommandFailure::Unreachable { message }) => (
             StatusCode::BAD_GATEWAY,
             format!("Router unreachable: {message}"),
