@@ -187,25 +187,36 @@ async fn api_ssl_with_a_pinned_certificate_and_a_wrong_pin() {
 }
 
 #[tokio::test]
-async fn rest_over_https_is_refused_at_creation() {
-    let env = TestEnv::start(0).await;
-    let u = env.user("nohttps").await;
-    let (s, r) = env
-        .post(
-            "/routers/",
-            Some(&u.access),
-            json!({"name": "x", "host": "10.0.0.1", "username": "admin", "transport": "rest", "use_https": true}),
-        )
+async fn rest_over_https_with_a_pinned_certificate() {
+    let sim = SimConfig {
+        rest: true,
+        tls: Some(SimTls::SelfSigned),
+        ..Default::default()
+    };
+    let env = TestEnv::start_with(1, &[], sim).await;
+    let u = env.user("resthttps").await;
+    let r = &env.sim.routers()[0];
+    let pin = r.cert_sha256.clone().unwrap();
+    let id = add(
+        &env,
+        &u,
+        json!({"name": "rest-tls", "host": r.host, "port": r.rest_port.unwrap(), "username": r.username,
+               "password": r.password, "transport": "rest", "use_https": true, "tls": format!("pin:{pin}")}),
+    )
+    .await;
+    env.wait_online(&u, id).await;
+    let (s, body) = env
+        .exec(&u, id, json!({"command": "system/identity"}))
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(r["use_https"].is_array(), "{r}");
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["name"], "sim-0");
     let (s, r) = env
         .post(
             "/routers/",
             Some(&u.access),
-            json!({"name": "y", "host": "10.0.0.1", "username": "admin", "use_https": true}),
+            json!({"name": "y", "host": "10.0.0.1", "username": "admin", "transport": "rest", "use_https": true}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
-    assert_eq!(r["port"], 8729, "API-SSL defaults to 8729");
+    assert_eq!(r["port"], 443, "REST over HTTPS defaults to 443");
 }

@@ -124,14 +124,56 @@ async fn sequential_requests_reuse_one_connection() {
     assert_eq!(again, Ok(json!({"name": "sim-0"})));
 }
 
-/// HTTPS is refused up front until the crate has a TLS engine, rather than sending
-/// credentials in clear text to a port that expects TLS.
-#[test]
-fn https_is_refused_until_tls_exists() {
-    let creds = Credentials {
-        username: "admin".into(),
-        password: "x".into(),
+/// HTTPS: a pinned self-signed certificate works; a wrong pin fails before any request
+/// reaches the router, and verify mode refuses the self-signed certificate.
+#[tokio::test]
+async fn https_with_pin_and_refusals() {
+    use cloudpilot::routeros::TlsMode;
+    use cloudpilot::sim::SimTls;
+    let sim = Simulator::start(SimConfig {
+        rest: true,
+        tls: Some(SimTls::SelfSigned),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let info = sim.routers()[0].clone();
+    let pin: [u8; 32] = hex::decode(info.cert_sha256.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let https = |mode: TlsMode| {
+        let creds = Credentials {
+            username: info.username.clone(),
+            password: info.password.clone(),
+        };
+        let opts = ConnectOptions {
+            connect_timeout: Duration::from_secs(2),
+            login_timeout: Duration::from_secs(2),
+            tcp_keepalive: None,
+            tls: Some(mode),
+        };
+        RestClient::new(&info.host, info.rest_port.unwrap(), true, creds, &opts).unwrap()
     };
-    let made = RestClient::new("127.0.0.1", 443, true, creds, &ConnectOptions::default());
-    assert!(matches!(made, Err(ClientError::Connect { .. })));
+    let good = https(TlsMode::Pin(pin));
+    let answer = good.execute(&identity(), Duration::from_secs(2)).await;
+    assert_eq!(answer, Ok(json!({"name": "sim-0"})));
+    let before = sim.router(0).commands();
+
+    let wrong = https(TlsMode::Pin([0u8; 32]));
+    let answer = wrong.execute(&identity(), Duration::from_secs(2)).await;
+    assert!(
+        matches!(answer, Err(CommandFailure::Unreachable { ref message }) if message.to_lowercase().contains("pin")),
+        "{answer:?}"
+    );
+    let verify = https(TlsMode::Verify { ca_file: None });
+    assert!(matches!(
+        verify.execute(&identity(), Duration::from_secs(2)).await,
+        Err(CommandFailure::Unreachable { .. })
+    ));
+    assert_eq!(
+        sim.router(0).commands(),
+        before,
+        "no request got through a failed check"
+    );
 }

@@ -266,12 +266,6 @@ impl RouterInput {
             }
         };
         let use_https = use_https.or(base.map(|b| b.use_https)).unwrap_or(false);
-        if use_https && transport == Transport::Rest {
-            f.invalid(
-                "use_https",
-                "HTTPS for the REST transport is not available in this version; use transport \"api\" with use_https (API-SSL).",
-            );
-        }
         let tls = tls
             .or_else(|| base.map(|b| b.tls.clone()))
             .unwrap_or_else(|| "verify".into());

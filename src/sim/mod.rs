@@ -227,7 +227,8 @@ impl Simulator {
             ));
             if let Some(listener) = rest_listener {
                 let shutdown = sim.shutdown.subscribe();
-                tokio::spawn(rest::accept_loop(router.clone(), listener, shutdown));
+                let tls = sim.tls.clone();
+                tokio::spawn(rest::accept_loop(router.clone(), listener, tls, shutdown));
             }
             sim.routers.push(router);
             sim.infos.push(info);

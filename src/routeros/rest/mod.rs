@@ -83,9 +83,6 @@ impl RestClient {
             addr: addr.clone(),
             source: std::io::Error::new(std::io::ErrorKind::Unsupported, why.to_owned()),
         };
-        if https {
-            return Err(refuse("HTTPS for the REST transport is not built yet"));
-        }
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
             return Err(refuse("not a host name or address"));
         }
@@ -102,6 +99,11 @@ impl RestClient {
             authorization,
             opts.connect_timeout,
             opts.tcp_keepalive,
+            https.then(|| {
+                opts.tls
+                    .clone()
+                    .unwrap_or(crate::routeros::tls::TlsMode::Verify { ca_file: None })
+            }),
         );
         Ok(RestClient {
             pool: Arc::new(pool),

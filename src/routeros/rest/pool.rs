@@ -16,6 +16,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 
 use crate::routeros::error::ClientError;
+use crate::routeros::tls::{self, TlsMode};
 
 /// Idle connections kept per router. RouterOS runs one user's REST requests one at a
 /// time, so more would only hold sockets open on the router.
@@ -37,6 +38,8 @@ pub(super) struct Pool {
     pub(super) authorization: HeaderValue,
     pub(super) connect_timeout: Duration,
     pub(super) tcp_keepalive: Option<Duration>,
+    /// HTTPS and how the router's certificate is checked; `None` for plain HTTP.
+    pub(super) tls: Option<TlsMode>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -47,6 +50,7 @@ impl Pool {
         authorization: HeaderValue,
         connect_timeout: Duration,
         tcp_keepalive: Option<Duration>,
+        tls: Option<TlsMode>,
     ) -> Pool {
         let authority = match host.contains(':') {
             true => format!("[{host}]:{port}"),
@@ -59,6 +63,7 @@ impl Pool {
             authorization,
             connect_timeout,
             tcp_keepalive,
+            tls,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -158,16 +163,16 @@ impl Pool {
         if let Err(source) = self.tune(&stream) {
             return Err(ClientError::Connect { addr, source });
         }
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
-            ClientError::ConnectionLost {
-                reason: e.to_string(),
+        let sender = match &self.tls {
+            None => handshake(stream, addr).await?,
+            Some(mode) => {
+                // The certificate (or pin) is checked before any HTTP byte is written.
+                let secured = tls::connect(stream, &self.host, &addr, mode, self.connect_timeout)
+                    .await
+                    .map_err(ClientError::Tls)?;
+                handshake(secured, addr).await?
             }
-        })?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(router.addr = %addr, cause = %err, "REST connection ended");
-            }
-        });
+        };
         tracing::debug!(router.addr = %self.authority, "REST connection open");
         Ok(sender)
     }
@@ -183,4 +188,23 @@ impl Pool {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<Full<Bytes>>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// HTTP/1.1 over an open stream, plain or TLS; the connection task ends with the stream.
+async fn handshake<S>(stream: S, addr: String) -> Result<SendRequest<Full<Bytes>>, ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::ConnectionLost {
+                reason: e.to_string(),
+            })?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(router.addr = %addr, cause = %err, "REST connection ended");
+        }
+    });
+    Ok(sender)
 }

@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tracing::Instrument;
 
@@ -57,6 +57,7 @@ struct RestSide {
 pub(crate) async fn accept_loop(
     router: Arc<SimRouter>,
     listener: TcpListener,
+    tls: Option<Arc<super::tls::SimTlsServer>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let span = tracing::debug_span!("sim_rest", router.index = router.index);
@@ -77,7 +78,17 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let task = serve(side.clone(), stream, shutdown.clone());
+                    let (side, shutdown, tls) = (side.clone(), shutdown.clone(), tls.clone());
+                    let task = async move {
+                        match tls {
+                            None => serve(side, stream, shutdown).await,
+                            Some(tls) => {
+                                if let Some(secured) = tls.accept(stream).await {
+                                    serve(side, secured, shutdown).await;
+                                }
+                            }
+                        }
+                    };
                     tokio::spawn(task.instrument(tracing::debug_span!("sim_rest_conn",
                         client.addr = %peer)));
                 }
@@ -93,7 +104,10 @@ pub(crate) async fn accept_loop(
 }
 
 /// Serves one connection until the client leaves, the router is killed or shut down.
-async fn serve(side: Arc<RestSide>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+async fn serve<S>(side: Arc<RestSide>, stream: S, mut shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut kill = side.router.subscribe_kill();
     let service = {
         let side = side.clone();
