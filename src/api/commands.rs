@@ -238,7 +238,7 @@ fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) 
         // A connection lost after the command was written may or may not have applied it;
         // say so, so that a client does not blindly retry a write.
         ExecError::Failed(CommandFailure::Unreachable { message })
-            if message.contains("connection lost") =>
+            if message.contains("connection lost") && !message.starts_with("cannot connect") =>
         {
             (
                 StatusCode::BAD_GATEWAY,

@@ -274,6 +274,8 @@ impl Actor for RouterSession {
                     tracing::warn!(router.id = state.spec.router_id, router.addr = %format!("{}:{}", state.spec.host, state.spec.port), cause = %error, "router unreachable");
                 }
                 state.spec.status.set_offline(error.clone());
+                // Nothing was sent: say so, so no one mistakes this for a lost command.
+                let error = format!("cannot connect or log in: {error}");
                 fail_waiting(state, &error);
                 state.last_failure = Some((Instant::now(), error));
                 let delay = backoff(&state.spec.settings, state.failures);

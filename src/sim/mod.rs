@@ -99,8 +99,9 @@ pub struct SimConfig {
     /// Cycled over the routers; versions before 6.43 use the MD5 challenge login.
     pub versions: Vec<String>,
     pub faults: Faults,
-    /// Also serve the v7 REST API, on a second ephemeral port per router (for versions
-    /// 7.1 and later). Off by default: it doubles the sockets of a large simulation.
+    /// Also serve the v7 REST API on a second port per router (for versions 7.1 and
+    /// later): port + routers + i with a fixed base port, ephemeral with port 0. Off by
+    /// default: it doubles the sockets of a large simulation.
     pub rest: bool,
     /// Serve API-SSL instead of the plain API on every router; `None` is plain TCP.
     pub tls: Option<SimTls>,
@@ -191,7 +192,8 @@ impl Simulator {
             };
             let rest_listener = match cfg.rest && rest::has_rest(&version) {
                 true => {
-                    let addr = SocketAddr::new(ip, 0);
+                    // REST ports follow the API ports: base + routers + index (or ephemeral).
+                    let addr = router_addr(cfg.listen_base, cfg.routers + index)?;
                     let bound = tokio::net::TcpListener::bind(addr).await;
                     Some(bound.map_err(|source| SimError::Bind {
                         index,
