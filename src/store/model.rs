@@ -134,6 +134,27 @@ pub struct NewRouter {
     pub tags: Vec<String>,
 }
 
+impl NewRouter {
+    /// The stored router, once the backend has given it an id.
+    pub fn into_router(self, id: RouterId, now: Timestamp) -> Router {
+        Router {
+            id,
+            owner: self.owner,
+            name: self.name,
+            host: self.host,
+            port: self.port,
+            username: self.username,
+            password: self.password,
+            transport: self.transport,
+            use_https: self.use_https,
+            tls: self.tls,
+            tags: self.tags,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What the session for a router last learnt. Rebuilt by the sessions after a restart,
 /// so a backend may keep it in memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

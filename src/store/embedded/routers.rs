@@ -10,21 +10,7 @@ use crate::store::{NewRouter, Router, RouterId, StoreError, StoreResult, Timesta
 pub(super) fn create(tx: &WriteTransaction, new: NewRouter, now: Timestamp) -> StoreResult<Router> {
     require_user(tx, new.owner)?;
     let id = next_id(tx, ROUTER_COUNTER)?;
-    let router = Router {
-        id,
-        owner: new.owner,
-        name: new.name,
-        host: new.host,
-        port: new.port,
-        username: new.username,
-        password: new.password,
-        transport: new.transport,
-        use_https: new.use_https,
-        tls: new.tls,
-        tags: new.tags,
-        created_at: now,
-        updated_at: now,
-    };
+    let router = new.into_router(id, now);
     tx.open_table(ROUTERS)?
         .insert(id, encode(&router, "router")?.as_slice())?;
     tx.open_multimap_table(USER_ROUTERS)?

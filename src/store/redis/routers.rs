@@ -91,21 +91,7 @@ pub(super) async fn create(store: &RedisStore, new: NewRouter) -> StoreResult<Ro
         .query_async(&mut conn)
         .await?;
     let now = Timestamp::now();
-    let router = Router {
-        id,
-        owner: new.owner,
-        name: new.name,
-        host: new.host,
-        port: new.port,
-        username: new.username,
-        password: new.password,
-        transport: new.transport,
-        use_https: new.use_https,
-        tls: new.tls,
-        tags: new.tags,
-        created_at: now,
-        updated_at: now,
-    };
+    let router = new.into_router(id, now);
     CREATE
         .key(store.keys.router_records())
         .key(store.keys.owner_routers(router.owner))
