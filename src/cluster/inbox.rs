@@ -9,7 +9,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::keys::GROUP;
 use super::wire::{self, Envelope, Forwarded, Outcome, Reply, ReplyBody, StreamEvent, StreamStart};
-use super::{ownership, Inner, Job};
+use super::{ownership, Inner, Job, Place};
 use crate::store::StoreError;
 
 /// How long a stream read waits for entries: below the Redis client's 500 ms response
@@ -270,10 +270,10 @@ async fn execute(inner: &Inner, stream: &str, entry_id: &str, f: Forwarded) {
     let now_wall = super::wall_ms();
     let left = Duration::from_millis(f.deadline_ms.saturating_sub(now_wall).max(0) as u64);
     let deadline = Instant::now() + left;
-    loop {
-        if let Some(held) = inner.holds(shard) {
+    let outcome = match inner.locate(shard, deadline).await {
+        Some(Place::Here(held)) => {
             inner.ensure_session(f.router_id).await;
-            let outcome = match f.request.into_request() {
+            match f.request.into_request() {
                 Ok(req) => {
                     let job = Job {
                         request_id: f.request_id.clone(),
@@ -287,15 +287,9 @@ async fn execute(inner: &Inner, stream: &str, entry_id: &str, f: Forwarded) {
                     inner.run_recorded(job, held).await
                 }
                 Err(e) => Outcome::Unavailable(e),
-            };
-            let reply = Reply {
-                request_id: f.request_id,
-                body: ReplyBody::Outcome(outcome),
-            };
-            ack(inner, stream, entry_id, Some((&f.reply_to, &reply))).await;
-            return;
+            }
         }
-        if let Some(owner) = inner.owner(shard) {
+        Some(Place::There(owner)) => {
             // Pass it on before acknowledging: should this node die in between, the copy
             // left here is rescued, and the execution record keeps the two from both
             // running.
@@ -305,24 +299,22 @@ async fn execute(inner: &Inner, stream: &str, entry_id: &str, f: Forwarded) {
             }
             return;
         }
-        if Instant::now() + Duration::from_millis(100) >= deadline {
-            let outcome = inner
+        None => {
+            inner
                 .refuse(
                     f.router_id,
                     &f.request_id,
                     deadline,
                     "no node holds this router's shard right now; the command was not run",
                 )
-                .await;
-            let reply = Reply {
-                request_id: f.request_id,
-                body: ReplyBody::Outcome(outcome),
-            };
-            ack(inner, stream, entry_id, Some((&f.reply_to, &reply))).await;
-            return;
+                .await
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    let reply = Reply {
+        request_id: f.request_id,
+        body: ReplyBody::Outcome(outcome),
+    };
+    ack(inner, stream, entry_id, Some((&f.reply_to, &reply))).await;
 }
 
 /// Sends the reply (if any) and acknowledges and deletes the entry (one round trip on a

@@ -135,24 +135,18 @@ impl Dispatch {
             return local(&self.fleet).await;
         };
         let shard = c.inner.shard(router.id);
-        let deadline = Instant::now() + start_within;
-        loop {
-            if c.inner.holds(shard).is_some() {
+        match c.inner.locate(shard, Instant::now() + start_within).await {
+            Some(Place::Here(_)) => {
                 c.inner.ensure_session(router.id).await;
-                return local(&self.fleet).await;
+                local(&self.fleet).await
             }
-            if let Some(owner) = c.inner.owner(shard) {
-                return c
-                    .relay_from(&owner, router.id, req, start_within, lasts)
-                    .await;
+            Some(Place::There(owner)) => {
+                c.relay_from(&owner, router.id, req, start_within, lasts)
+                    .await
             }
-            if Instant::now() + Duration::from_millis(100) >= deadline {
-                return Err(ExecError::Unavailable(
-                    "no node holds this router's shard right now; the stream was not started"
-                        .into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            None => Err(ExecError::Unavailable(
+                "no node holds this router's shard right now; the stream was not started".into(),
+            )),
         }
     }
 
@@ -464,11 +458,10 @@ impl Cluster {
         let inner = &self.inner;
         let shard = inner.shard(router_id);
         let deadline = Instant::now() + timeout;
-        // Wait (within the command's own time) for some node to hold the shard.
-        loop {
-            if let Some(held) = inner.holds(shard) {
+        match inner.locate(shard, deadline).await {
+            Some(Place::Here(held)) => {
                 inner.ensure_session(router_id).await;
-                return match key {
+                match key {
                     None => inner.fleet.run(router_id, req, timeout, fresh).await,
                     Some(key) => {
                         let job = Job {
@@ -481,21 +474,17 @@ impl Cluster {
                         };
                         inner.run_recorded(job, held).await.into_result()
                     }
-                };
+                }
             }
-            if let Some(owner) = inner.owner(shard) {
-                return self
-                    .forward(&owner, router_id, req, timeout, key, fresh)
-                    .await;
+            Some(Place::There(owner)) => {
+                self.forward(&owner, router_id, req, timeout, key, fresh)
+                    .await
             }
-            if Instant::now() + Duration::from_millis(100) >= deadline {
-                return Err(ExecError::Unavailable(
-                    "no node holds this router's shard right now (a node joined or left); \
-                     the command was not run"
-                        .into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            None => Err(ExecError::Unavailable(
+                "no node holds this router's shard right now (a node joined or left); \
+                 the command was not run"
+                    .into(),
+            )),
         }
     }
 
@@ -526,9 +515,12 @@ impl Cluster {
             fresh,
         });
         if let Err(e) = inner.send_to_inbox(owner, &env).await {
-            return Err(ExecError::Unavailable(format!(
+            // The append may have landed although its answer was lost: make sure the
+            // command can never start before saying it did not run.
+            let not_run = ExecError::Unavailable(format!(
                 "cannot hand the command to node {owner}: {e}; it was not run"
-            )));
+            ));
+            return inner.give_up(router_id, &request_id, not_run).await;
         }
         inner.forwarded.fetch_add(1, Ordering::Relaxed);
         // Long enough for the owner to run it, or for a survivor to take a dead owner's
@@ -539,7 +531,10 @@ impl Cluster {
             + Duration::from_secs(1);
         match tokio::time::timeout(patience, rx).await {
             Ok(Ok(outcome)) => outcome.into_result(),
-            _ => inner.give_up(router_id, &request_id).await,
+            _ => {
+                let not_run = ExecError::Failed(CommandFailure::Timeout);
+                inner.give_up(router_id, &request_id, not_run).await
+            }
         }
     }
 
@@ -572,6 +567,8 @@ impl Cluster {
             reply_to: inner.node.clone(),
         });
         if let Err(e) = inner.send_to_inbox(owner, &env).await {
+            // Should the append have landed after all, dropping `remote` cancels it.
+            remote.ended = false;
             return Err(ExecError::Unavailable(format!(
                 "cannot hand the stream to node {owner}: {e}; it was not started"
             )));
@@ -622,6 +619,12 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// Where a shard is held, as [`Inner::locate`] found it.
+enum Place {
+    Here(Held),
+    There(String),
+}
+
 /// One command to run under an execution record.
 struct Job {
     request_id: String,
@@ -655,6 +658,23 @@ impl Inner {
                     self.waiters.remove(&reply.request_id);
                 }
             }
+        }
+    }
+
+    /// Where `shard` is held: here, or by which other live node. While it changes hands
+    /// (no holder yet), waits and looks again until `deadline`; `None` if still nobody.
+    async fn locate(&self, shard: u32, deadline: Instant) -> Option<Place> {
+        loop {
+            if let Some(held) = self.holds(shard) {
+                return Some(Place::Here(held));
+            }
+            if let Some(owner) = self.owner(shard) {
+                return Some(Place::There(owner));
+            }
+            if Instant::now() + Duration::from_millis(100) >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -842,7 +862,14 @@ impl Inner {
 
     /// The asker's last word on a forwarded command that got no reply in time: mark it
     /// abandoned so it can never start, or learn what became of it.
-    async fn give_up(&self, router_id: RouterId, request_id: &str) -> Result<Value, ExecError> {
+    ///
+    /// `not_run` is the answer when the abandon succeeds: the command will never run.
+    async fn give_up(
+        &self,
+        router_id: RouterId,
+        request_id: &str,
+        not_run: ExecError,
+    ) -> Result<Value, ExecError> {
         let key = self.keys.record(self.shard(router_id), request_id);
         let found = match self.conn().await {
             Ok(mut conn) => records::abandon(&mut conn, &key, self.record_keep_ms()).await,
@@ -856,7 +883,7 @@ impl Inner {
             }
         };
         match found {
-            Ok(None) => Err(ExecError::Failed(CommandFailure::Timeout)),
+            Ok(None) => Err(not_run),
             Ok(Some(Record::Done(outcome))) => outcome.into_result(),
             Ok(Some(Record::Abandoned)) => Err(ExecError::Failed(CommandFailure::Timeout)),
             Ok(Some(Record::Running { node })) => {
