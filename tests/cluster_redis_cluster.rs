@@ -244,6 +244,41 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
+    // Edits and deletions made through a node that does not hold the router reach the
+    // node that does: router 1 is pointed at simulated router 5's port (its session moves
+    // there), then deleted (its session closes).
+    let (_, other) = if a.state.fleet.has_session(ids[1]) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let moved = http
+        .patch(format!("http://{}/routers/{}/", other.addr, ids[1]))
+        .bearer_auth(&token)
+        .json(&json!({"port": sim.routers()[5].port}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.router(1).active_sessions() != 0 || sim.router(5).active_sessions() != 2 {
+        assert!(Instant::now() < deadline, "the edit never reached the owner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gone = http
+        .delete(format!("http://{}/routers/{}/", other.addr, ids[1]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.router(5).active_sessions() != 1 {
+        assert!(Instant::now() < deadline, "the deletion never reached the owner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!a.state.fleet.has_session(ids[1]) && !b.state.fleet.has_session(ids[1]));
+
     a.shutdown().await;
     // After a graceful leave the other node holds every shard at once (no lease to wait out).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -266,7 +301,7 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    for i in 0..ROUTERS {
+    for i in 0..ROUTERS - 1 {
         assert_eq!(sim.router(i).peak_sessions(), 1, "router {i}");
     }
     b.shutdown().await;
