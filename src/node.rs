@@ -109,7 +109,8 @@ impl Node {
                 fleet.open_sealed(router, &sealer).await;
             }
             tracing::info!(routers = count, "sessions opening");
-            Dispatch::single(fleet.clone())
+            let keep = Duration::from_secs(settings.cluster.request_record_secs);
+            Dispatch::single(fleet.clone(), keep)
         };
 
         let state = Arc::new(AppState {

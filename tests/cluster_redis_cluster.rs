@@ -262,7 +262,10 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
     assert_eq!(moved.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim.router(1).active_sessions() != 0 || sim.router(5).active_sessions() != 2 {
-        assert!(Instant::now() < deadline, "the edit never reached the owner");
+        assert!(
+            Instant::now() < deadline,
+            "the edit never reached the owner"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let gone = http
@@ -274,7 +277,10 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
     assert_eq!(gone.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim.router(5).active_sessions() != 1 {
-        assert!(Instant::now() < deadline, "the deletion never reached the owner");
+        assert!(
+            Instant::now() < deadline,
+            "the deletion never reached the owner"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!a.state.fleet.has_session(ids[1]) && !b.state.fleet.has_session(ids[1]));

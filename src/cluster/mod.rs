@@ -56,13 +56,25 @@ use wire::{Envelope, Forwarded, Outcome, Reply, ReplyBody, StreamEvent, StreamSt
 pub struct Dispatch {
     fleet: Fleet,
     cluster: Option<Cluster>,
+    /// Outcomes of keyed commands on a single node (in memory: a restart forgets them).
+    keyed: DashMap<String, Arc<KeyedOutcome>>,
+    keep: Duration,
+}
+
+/// The outcome of a keyed command on a single node, shared with its retries.
+struct KeyedOutcome {
+    at: Instant,
+    outcome: tokio::sync::OnceCell<Outcome>,
 }
 
 impl Dispatch {
-    pub fn single(fleet: Fleet) -> Dispatch {
+    /// One node: the local fleet; keyed outcomes are kept `keep` in memory.
+    pub fn single(fleet: Fleet, keep: Duration) -> Dispatch {
         Dispatch {
             fleet,
             cluster: None,
+            keyed: DashMap::new(),
+            keep,
         }
     }
 
@@ -70,7 +82,41 @@ impl Dispatch {
         Dispatch {
             fleet,
             cluster: Some(cluster),
+            keyed: DashMap::new(),
+            keep: Duration::ZERO,
         }
+    }
+
+    /// Runs a keyed command once on this node; a retry (even concurrent) with the same key
+    /// gets the first outcome.
+    async fn execute_keyed(
+        &self,
+        router: &Router,
+        req: RestRequest,
+        timeout: Duration,
+        key: String,
+    ) -> Result<Value, ExecError> {
+        if self.keyed.len() >= 1024 && rand::random::<u8>() == 0 {
+            self.keyed.retain(|_, k| k.at.elapsed() < self.keep);
+        }
+        let entry = self
+            .keyed
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(KeyedOutcome {
+                    at: Instant::now(),
+                    outcome: tokio::sync::OnceCell::new(),
+                })
+            })
+            .clone();
+        entry
+            .outcome
+            .get_or_init(|| async {
+                Outcome::from(&self.fleet.execute(router.id, req, timeout).await)
+            })
+            .await
+            .clone()
+            .into_result()
     }
 
     pub fn fleet(&self) -> &Fleet {
@@ -82,8 +128,9 @@ impl Dispatch {
     }
 
     /// Runs `req` on the router wherever its session is. `key` is the client's
-    /// `Idempotency-Key` (already scoped to the user): with a cluster, a second request with
-    /// the same key gets the first one's outcome instead of running again.
+    /// `Idempotency-Key` (already scoped to the user and router): a second request with the
+    /// same key gets the first one's outcome instead of running again, kept in Redis with a
+    /// cluster and in this node's memory without one.
     pub async fn execute(
         &self,
         router: &Router,
@@ -91,9 +138,10 @@ impl Dispatch {
         timeout: Duration,
         key: Option<String>,
     ) -> Result<Value, ExecError> {
-        match &self.cluster {
-            None => self.fleet.execute(router.id, req, timeout).await,
-            Some(c) => c.execute(router.id, req, timeout, key, false).await,
+        match (&self.cluster, key) {
+            (None, None) => self.fleet.execute(router.id, req, timeout).await,
+            (None, Some(key)) => self.execute_keyed(router, req, timeout, key).await,
+            (Some(c), key) => c.execute(router.id, req, timeout, key, false).await,
         }
     }
 
