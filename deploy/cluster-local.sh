@@ -72,7 +72,7 @@ spawn() {
   # The child writes its own PID, then becomes the program (exec keeps the PID).
   # shellcheck disable=SC2016 # $$ and $@ belong to the child shell
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$DIR/$name.pid" "$@" \
-    >"$DIR/$name.log" 2>&1 </dev/null &
+    >>"$DIR/$name.log" 2>&1 </dev/null &
   # Not a job of this shell: no "Killed" notice when it is killed on purpose.
   disown $!
   for _ in $(seq 50); do

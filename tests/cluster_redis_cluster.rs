@@ -170,22 +170,38 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
             {"address": format!("10.1.{i}.1/24"), "interface": "ether1", "comment": format!("k{i}")}});
         let path = format!("/routers/{id}/execute-command/");
         let key = format!("k{i}");
-        let (s1, first) = send(
-            &http,
-            &a,
-            &path,
-            Some(&token),
-            Some(add.clone()),
-            Some(&key),
-        )
-        .await;
-        let (s2, second) = send(&http, &b, &path, Some(&token), Some(add), Some(&key)).await;
+        // Two copies at once through the node that forwards, one through the owner.
+        let (owner, other) = if a.state.fleet.has_session(id) {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        let ((s1, first), (s2, second), (s3, third)) = tokio::join!(
+            send(
+                &http,
+                other,
+                &path,
+                Some(&token),
+                Some(add.clone()),
+                Some(&key)
+            ),
+            send(
+                &http,
+                other,
+                &path,
+                Some(&token),
+                Some(add.clone()),
+                Some(&key)
+            ),
+            send(&http, owner, &path, Some(&token), Some(add), Some(&key)),
+        );
         assert_eq!(
-            (s1, s2),
-            (StatusCode::OK, StatusCode::OK),
-            "{first} {second}"
+            (s1, s2, s3),
+            (StatusCode::OK, StatusCode::OK, StatusCode::OK),
+            "{first} {second} {third}"
         );
         assert_eq!(first["result"], second["result"]);
+        assert_eq!(first["result"], third["result"]);
         assert_eq!(sim.router(i).executions(&key), 1, "router {i}");
     }
     let bad_key = format!("/routers/{}/execute-command/", ids[0]);

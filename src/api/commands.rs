@@ -101,9 +101,13 @@ pub async fn execute_command(
 /// Redis store, a retry carrying the same key gets the first outcome instead of a second
 /// run, on whichever node it lands. At most 64 of `A-Z a-z 0-9 . _ : -`.
 fn idempotency_key(req: &ApiRequest, router: &Router) -> Result<Option<String>, String> {
-    let Some(value) = req.headers.get("idempotency-key") else {
+    let mut values = req.headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err("send one Idempotency-Key header, not several".into());
+    }
     let key = value.to_str().unwrap_or("");
     let valid = (1..=64).contains(&key.len())
         && key
@@ -249,6 +253,23 @@ fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) 
         ),
         ExecError::Unavailable(message) => {
             (StatusCode::SERVICE_UNAVAILABLE, message, None, Some(1))
+        }
+        ExecError::NoSession => (
+            StatusCode::BAD_GATEWAY,
+            format!("Router unreachable: {}", crate::fleet::NO_SESSION),
+            None,
+            None,
+        ),
+        // The cluster's own words for a command whose fate is unknown (its node died).
+        ExecError::Failed(CommandFailure::Unreachable { message })
+            if message.contains("is unknown") =>
+        {
+            let message = message.trim_start_matches("connection lost: ");
+            let mut message = message.to_string();
+            if let Some(first) = message.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            (StatusCode::BAD_GATEWAY, message, None, None)
         }
         ExecError::Failed(CommandFailure::Trap { message, category }) => {
             (StatusCode::BAD_REQUEST, message, category, None)

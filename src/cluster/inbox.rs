@@ -41,7 +41,7 @@ async fn ensure_group(inner: &Inner, stream: &str) -> Result<(), StoreError> {
 /// its own pending entries (delivered but not acknowledged), then new ones.
 pub(super) async fn consume(inner: Arc<Inner>) {
     let stream = inner.keys.inbox(&inner.node);
-    let mut stop = inner.stop.subscribe();
+    let mut stop = inner.intake_stop.subscribe();
     let mut from_start = true;
     loop {
         if *stop.borrow() {
@@ -311,7 +311,7 @@ async fn execute(inner: &Inner, stream: &str, entry_id: &str, f: Forwarded) {
         }
     };
     let reply = Reply {
-        request_id: f.request_id,
+        request_id: f.reply_id,
         body: ReplyBody::Outcome(outcome),
     };
     ack(inner, stream, entry_id, Some((&f.reply_to, &reply))).await;

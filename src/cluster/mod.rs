@@ -373,7 +373,13 @@ struct Inner {
     waiters: DashMap<String, Waiter>,
     /// Streams this node relays for other nodes, by request id: send to cancel.
     relays: DashMap<String, oneshot::Sender<()>>,
+    /// Execution records this node has claimed and is running now.
+    /// (Counted, since two copies of one command may be handled here at once; a copy
+    /// counts from before it tries to claim until it is done.)
+    running: DashMap<String, usize>,
     stop: watch::Sender<bool>,
+    /// Stops taking inbox entries (leaving), while leases are still renewed.
+    intake_stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Inbox entries being handled, so a graceful stop can let them finish.
     in_flight: AtomicUsize,
@@ -412,6 +418,7 @@ impl Cluster {
         // Two connections are held for good by the inbox and reply readers.
         let pool = Pool::create(target, settings.store.redis_pool_size.max(4) + 2)?;
         let (stop, _) = watch::channel(false);
+        let (intake_stop, _) = watch::channel(false);
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 node,
@@ -425,7 +432,9 @@ impl Cluster {
                 view: RwLock::new(View::default()),
                 waiters: DashMap::new(),
                 relays: DashMap::new(),
+                running: DashMap::new(),
                 stop,
+                intake_stop,
                 tasks: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -510,7 +519,19 @@ impl Cluster {
             Some(Place::Here(held)) => {
                 inner.ensure_session(router_id).await;
                 match key {
-                    None => inner.fleet.run(router_id, req, timeout, fresh).await,
+                    None => match inner
+                        .fleet
+                        .run(router_id, req.clone(), timeout, fresh)
+                        .await
+                    {
+                        // Handed over as it arrived: not run here; try where it went.
+                        Err(ExecError::NoSession) if Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            Box::pin(self.execute(router_id, req, left, None, fresh)).await
+                        }
+                        other => other,
+                    },
                     Some(key) => {
                         let job = Job {
                             request_id: key,
@@ -547,14 +568,16 @@ impl Cluster {
     ) -> Result<Value, ExecError> {
         let inner = &self.inner;
         let request_id = key.unwrap_or_else(random_id);
+        let reply_id = random_id();
         let (tx, rx) = oneshot::channel();
-        inner.waiters.insert(request_id.clone(), Waiter::Once(tx));
+        inner.waiters.insert(reply_id.clone(), Waiter::Once(tx));
         let _waiter = WaiterGuard {
             inner,
-            id: &request_id,
+            id: &reply_id,
         };
         let env = Envelope::Execute(Forwarded {
             request_id: request_id.clone(),
+            reply_id: reply_id.clone(),
             router_id,
             request: WireRequest::from(&req),
             timeout_ms: timeout.as_millis() as u64,
@@ -646,9 +669,11 @@ impl Cluster {
     /// every session, releases the leases and tells the others this node is gone so they
     /// take its shards over at once.
     pub async fn shutdown(&self) {
-        ownership::leave(&self.inner).await;
-        let tasks =
+        let mut tasks =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        // The first task is the heartbeat (see `start`).
+        let ticking = (!tasks.is_empty()).then(|| tasks.remove(0));
+        ownership::leave(&self.inner, ticking).await;
         for t in tasks {
             t.abort();
         }
@@ -671,6 +696,28 @@ impl Drop for WaiterGuard<'_> {
 enum Place {
     Here(Held),
     There(String),
+}
+
+/// Counts a copy of a command as in hand on this node while it lives.
+struct Attempt<'a> {
+    running: &'a DashMap<String, usize>,
+    key: &'a str,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(running: &'a DashMap<String, usize>, key: &'a str) -> Attempt<'a> {
+        *running.entry(key.to_string()).or_default() += 1;
+        Attempt { running, key }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.running.remove_if_mut(self.key, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
 }
 
 /// One command to run under an execution record.
@@ -791,6 +838,7 @@ impl Inner {
     async fn run_recorded(&self, job: Job, held: Held) -> Outcome {
         let lease_value = format!("{}|{}", self.node, held.epoch);
         let record_key = self.keys.record(job.shard, &job.request_id);
+        let _attempt = Attempt::new(&self.running, &record_key);
         let begun = match self.conn().await {
             Ok(mut conn) => records::begin(
                 &mut conn,
@@ -805,9 +853,14 @@ impl Inner {
             Err(e) => Err(e.to_string()),
         };
         match begun {
-            Err(e) => Outcome::Unavailable(format!(
-                "cannot record the command before running it ({e}); it was not run"
-            )),
+            Err(e) => {
+                // The claim may have landed although its answer was lost: take it back.
+                drop(_attempt);
+                self.release_claim(&record_key, true).await;
+                Outcome::Unavailable(format!(
+                    "cannot record the command before running it ({e}); it was not run"
+                ))
+            }
             Ok(Begin::Fenced) => {
                 self.refuse(
                     job.router_id,
@@ -817,19 +870,29 @@ impl Inner {
                 )
                 .await
             }
-            Ok(Begin::Exists(record)) => self.settle(&record_key, record, job.deadline).await,
+            Ok(Begin::Exists(record)) => {
+                drop(_attempt);
+                self.settle(&record_key, record, job.deadline).await
+            }
             Ok(Begin::Claimed) => {
                 let left = job.deadline.saturating_duration_since(Instant::now());
-                let outcome = if left.is_zero() {
-                    Outcome::Timeout
+                let result = if left.is_zero() {
+                    Err(ExecError::Failed(CommandFailure::Timeout))
                 } else {
-                    Outcome::from(
-                        &self
-                            .fleet
-                            .run(job.router_id, job.req, left, job.fresh)
-                            .await,
-                    )
+                    self.fleet
+                        .run(job.router_id, job.req, left, job.fresh)
+                        .await
                 };
+                if matches!(result, Err(ExecError::NoSession)) {
+                    // Handed over as it arrived: not run; clear the claim so a retry runs.
+                    self.release_claim(&record_key, true).await;
+                    return Outcome::Unavailable(
+                        "the router's session moved to another node as the command arrived; \
+                         it was not run"
+                            .into(),
+                    );
+                }
+                let outcome = Outcome::from(&result);
                 if let Err(e) = self.finish(&record_key, &outcome).await {
                     tracing::warn!(cause = %e, "cannot record a command's outcome");
                 }
@@ -863,6 +926,14 @@ impl Inner {
         }
     }
 
+    /// Best effort: undo this node's claim on a command it did not run.
+    async fn release_claim(&self, record_key: &str, delete: bool) {
+        if let Ok(mut conn) = self.conn().await {
+            let keep = self.record_keep_ms();
+            let _ = records::release(&mut conn, record_key, &self.node, delete, keep).await;
+        }
+    }
+
     async fn finish(&self, record_key: &str, outcome: &Outcome) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         redis::cmd("SET")
@@ -884,10 +955,15 @@ impl Inner {
                 Record::Done(outcome) => return outcome,
                 Record::Abandoned => return Outcome::Timeout,
                 Record::Running { ref node } => {
-                    let alive = {
-                        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
-                        view.live.contains(node)
-                    };
+                    if *node == self.node && !self.running.contains_key(record_key) {
+                        // A claim of this node's that it never acted on (its answer was
+                        // lost): the command did not run and never will.
+                        self.release_claim(record_key, false).await;
+                        return Outcome::Unavailable(
+                            "an earlier attempt with this key was not run; it will not run".into(),
+                        );
+                    }
+                    let alive = self.is_live(node);
                     if !alive || Instant::now() >= patience {
                         return Outcome::Unreachable(format!(
                             "connection lost: node {node} started this command and stopped \

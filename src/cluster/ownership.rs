@@ -336,16 +336,22 @@ async fn publish_status(inner: &Inner) {
         .await;
 }
 
-/// Stops taking work and leaves: inbox handlers finish (bounded), sessions close, leases
-/// are released and the node is marked gone, so the others take over on their next tick.
-pub(super) async fn leave(inner: &Inner) {
-    let _ = inner.stop.send(true);
+/// Stops taking work and leaves. The heartbeat keeps renewing the leases while the inbox
+/// handlers finish (bounded), so no other node takes a shard while this one still serves
+/// it; then the heartbeat stops, every session closes (sockets closed), the leases are
+/// released and the node is marked gone, so the others take over on their next tick.
+pub(super) async fn leave(inner: &Inner, ticking: Option<tokio::task::JoinHandle<()>>) {
+    let _ = inner.intake_stop.send(true);
     let drained = async {
         while inner.in_flight.load(Ordering::SeqCst) > 0 {
             inner.idle.notified().await;
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), drained).await;
+    let _ = inner.stop.send(true);
+    if let Some(ticking) = ticking {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ticking).await;
+    }
     let held: Vec<u32> = {
         let mut view = inner.view.write().unwrap_or_else(|e| e.into_inner());
         view.held.drain().map(|(s, _)| s).collect()

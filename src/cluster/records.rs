@@ -40,6 +40,20 @@ static ABANDON: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Takes back a claim this node made but did not act on: deletes it (`del`) or marks it
+/// abandoned, only if it is still this node's `R` claim.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+          if ARGV[2] == 'del' then
+            redis.call('DEL', KEYS[1])
+          else
+            redis.call('SET', KEYS[1], 'A', 'PX', ARGV[3])
+          end
+          return 1",
+    )
+});
+
 /// What a record says.
 #[derive(Debug, PartialEq)]
 pub(super) enum Record {
@@ -123,6 +137,25 @@ pub(super) async fn abandon(
         (2, Some(bytes)) => Some(Record::parse(&bytes)),
         _ => None,
     })
+}
+
+/// Undoes this node's claim on a command it did not run: `delete` lets a retry run it,
+/// otherwise it is marked abandoned. Does nothing if the record is not this node's claim.
+pub(super) async fn release(
+    conn: &mut impl redis::aio::ConnectionLike,
+    record_key: &str,
+    node: &str,
+    delete: bool,
+    keep_ms: u64,
+) -> redis::RedisResult<()> {
+    RELEASE
+        .key(record_key)
+        .arg(Record::running(node))
+        .arg(if delete { "del" } else { "abandon" })
+        .arg(keep_ms)
+        .invoke_async::<i64>(conn)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn read(

@@ -58,8 +58,11 @@ pub enum StreamEvent {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Forwarded {
-    /// Unique per command; the key of its execution record.
+    /// The key of the command's execution record (the client's idempotency key when it
+    /// gave one, so two copies of one command share it).
     pub request_id: String,
+    /// Unique per hand-over: the reply carries it back to the request waiting for it.
+    pub reply_id: String,
     pub router_id: RouterId,
     pub request: WireRequest,
     pub timeout_ms: u64,
@@ -126,6 +129,7 @@ impl From<&Result<Value, ExecError>> for Outcome {
             Ok(v) => Outcome::Done(v.to_string()),
             Err(ExecError::Backlog) => Outcome::Backlog,
             Err(ExecError::Unavailable(m)) => Outcome::Unavailable(m.clone()),
+            Err(ExecError::NoSession) => Outcome::Unreachable(crate::fleet::NO_SESSION.to_string()),
             Err(ExecError::Failed(f)) => match f {
                 CommandFailure::Trap { message, category } => Outcome::Trap {
                     message: message.clone(),
@@ -160,6 +164,7 @@ impl Outcome {
 /// An entry of a node's reply stream.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Reply {
+    /// The waiting request: a forward's `reply_id`, a stream's `request_id`.
     pub request_id: String,
     pub body: ReplyBody,
 }
@@ -198,6 +203,7 @@ mod tests {
         .unwrap();
         let env = Envelope::Execute(Forwarded {
             request_id: "r1".into(),
+            reply_id: "t1".into(),
             router_id: 7,
             request: WireRequest::from(&req),
             timeout_ms: 500,

@@ -38,6 +38,9 @@ pub enum ExecError {
     /// The command could not be handed to the router's session (no node holds it right
     /// now, or the shared store is down); it was not run (503).
     Unavailable(String),
+    /// This node has no session for the router (it is held elsewhere, or was just
+    /// handed over); the command was not run.
+    NoSession,
     Failed(CommandFailure),
 }
 
@@ -62,6 +65,9 @@ impl CommandStream {
     }
 }
 
+/// What a client is told when this node has no session for the router.
+pub const NO_SESSION: &str = "no session for this router on this node";
+
 /// The request `test-connection` sends: cheap, read-only, answered by every router.
 pub fn probe_request() -> RestRequest {
     RestRequest::parse(Some("GET"), "system/identity", None, None).expect("static request is valid")
@@ -74,6 +80,7 @@ pub fn connection_verdict(outcome: Result<Value, ExecError>) -> Result<(), Strin
         Ok(_) | Err(ExecError::Failed(CommandFailure::Trap { .. })) => Ok(()),
         Err(ExecError::Backlog) => Err("too many commands waiting".into()),
         Err(ExecError::Unavailable(m)) => Err(m),
+        Err(ExecError::NoSession) => Err(NO_SESSION.into()),
         Err(ExecError::Failed(CommandFailure::Timeout)) => Err("no answer in time".into()),
         Err(ExecError::Failed(f)) => Err(f.to_string()),
     }
@@ -258,7 +265,7 @@ impl Fleet {
         };
         let handle = match self.inner.sessions.get(&router_id) {
             Some(h) => h.clone(),
-            None => return Err(unreachable("no session for this router on this node")),
+            None => return Err(ExecError::NoSession),
         };
         let permit = handle
             .backlog

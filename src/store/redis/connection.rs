@@ -92,10 +92,17 @@ impl Pool {
             Ok(Pool::Cluster(pool))
         } else {
             let url = target.urls.into_iter().next().unwrap_or_default();
-            let mut config = deadpool_redis::Config::from_url(url);
-            config.pool = Some(pool_config);
-            let pool = config
-                .create_pool(runtime)
+            // The client's default 500 ms response timeout fails writes on a busy machine
+            // with `appendfsync always`; a dead server still fails at once (reset).
+            let conn_config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_response_timeout(Some(std::time::Duration::from_secs(3)));
+            let manager = deadpool_redis::Manager::new_with_config(url.as_str(), conn_config)
+                .map_err(|e| RedisError::BadUrl(e.to_string()))?;
+            let pool = deadpool_redis::Pool::builder(manager)
+                .config(pool_config)
+                .runtime(deadpool_redis::Runtime::Tokio1)
+                .build()
                 .map_err(|e| RedisError::BadUrl(e.to_string()))?;
             Ok(Pool::Single(pool))
         }
