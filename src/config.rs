@@ -25,6 +25,31 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub secrets: SecretSettings,
     pub fleet: FleetSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// How nodes sharing one Redis split the fleet (used only with `store.backend = "redis"`).
+/// Every node of one deployment must use the same `shards`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    /// Routers fall into this many shards; each shard has one owning node at a time.
+    pub shards: u32,
+    /// How often a node heartbeats and renews its shard leases.
+    pub heartbeat_ms: u64,
+    /// A lease not renewed for this long expires; a node silent this long is dead.
+    pub lease_ttl_ms: u64,
+    /// How long the result of a forwarded or keyed command is kept, so that a redelivery
+    /// or a client's retry with the same `Idempotency-Key` gets it instead of a second run.
+    pub request_record_secs: u64,
+}
+
+impl ClusterSettings {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -161,6 +186,19 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 field: "secrets.master_key",
                 reason: "must be 64 hex characters".into(),
+            });
+        }
+        let c = &self.cluster;
+        if c.shards == 0
+            || c.shards > 4096
+            || c.heartbeat_ms == 0
+            || c.lease_ttl_ms < 3 * c.heartbeat_ms
+        {
+            return Err(ConfigError::Invalid {
+                field: "cluster",
+                reason: "shards must be 1..=4096, heartbeat_ms positive and lease_ttl_ms at \
+                         least three heartbeats"
+                    .into(),
             });
         }
         if self.auth.pbkdf2_iterations == 0 || self.fleet.max_backlog == 0 {

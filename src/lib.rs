@@ -1,6 +1,7 @@
 //! CloudPilot: a control plane for fleets of MikroTik routers.
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod fleet;

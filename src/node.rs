@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState, Metrics};
 use crate::auth::{AccountPolicy, Accounts, TokenIssuer};
+use crate::cluster::{Cluster, Dispatch};
 use crate::config::{parse_hex_key, Settings};
 use crate::fleet::Fleet;
 use crate::store::embedded::EmbeddedStore;
@@ -89,35 +90,35 @@ impl Node {
         );
 
         let fleet = Fleet::start(settings.fleet.clone()).await?;
-        let routers = store.all_routers().await?;
-        let count = routers.len();
-        for router in routers {
-            match sealer.open(&router.password) {
-                Ok(password) => {
-                    let password = String::from_utf8_lossy(&password).into_owned();
-                    fleet.open(router, password).await;
-                }
-                Err(e) => {
-                    tracing::error!(router.id = router.id, cause = %e, "cannot unseal router password; session not opened")
-                }
+        let node = node_name(&settings);
+        let dispatch = if settings.store.backend == "redis" {
+            // Sessions open for the shards this node comes to hold.
+            let cluster = Cluster::start(
+                &node,
+                &settings,
+                store.clone(),
+                sealer.clone(),
+                fleet.clone(),
+            )
+            .await?;
+            Dispatch::clustered(fleet.clone(), cluster)
+        } else {
+            let routers = store.all_routers().await?;
+            let count = routers.len();
+            for router in routers {
+                fleet.open_sealed(router, &sealer).await;
             }
-        }
-        tracing::info!(routers = count, "sessions opening");
-
-        let node = match settings.server.node_name.as_str() {
-            "" => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| "cloudpilot".into()),
-            name => name.to_string(),
+            tracing::info!(routers = count, "sessions opening");
+            let keep = Duration::from_secs(settings.cluster.request_record_secs);
+            Dispatch::single(fleet.clone(), keep)
         };
+
         let state = Arc::new(AppState {
             settings: settings.clone(),
             store,
             accounts,
             fleet,
+            dispatch,
             sealer,
             node,
             metrics: Metrics::default(),
@@ -158,8 +159,21 @@ impl Node {
     /// Stops accepting requests, closes every router session, and waits for the server.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        self.state.fleet.shutdown().await;
+        self.state.dispatch.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+/// The name this node reports: `server.node_name`, else the host name.
+fn node_name(settings: &Settings) -> String {
+    match settings.server.node_name.as_str() {
+        "" => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "cloudpilot".into()),
+        name => name.to_string(),
     }
 }
 

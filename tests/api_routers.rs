@@ -643,3 +643,47 @@ async fn deleting_a_router_closes_its_session() {
     }
     panic!("session still open after delete");
 }
+
+/// An `Idempotency-Key` makes a retried write run once on a single node too; another key
+/// runs again, and a malformed key is refused before anything runs.
+#[tokio::test]
+async fn idempotency_key_runs_a_command_once() {
+    let env = TestEnv::start(1).await;
+    let user = env.user("keyed").await;
+    let id = env.add_router(&user, 0).await;
+    let add = |comment: &str| {
+        json!({"command": "/ip/address", "method": "PUT",
+               "data": {"address": "10.7.7.7/24", "interface": "ether1", "comment": comment}})
+    };
+    let send = |key: &'static str, body: Value| {
+        env.http
+            .post(env.url(&format!("/routers/{id}/execute-command/")))
+            .bearer_auth(&user.access)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let (first, second) = tokio::join!(send("once-1", add("c1")), send("once-1", add("c1")));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let (first, second): (Value, Value) =
+        (first.json().await.unwrap(), second.json().await.unwrap());
+    assert_eq!(first["result"], second["result"]);
+    assert_eq!(env.sim.router(0).executions("c1"), 1);
+
+    let other = send("once-2", add("c1")).await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(env.sim.router(0).executions("c1"), 2);
+
+    let bad = send("no spaces allowed", add("c2")).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("Idempotency-Key"),
+        "{body}"
+    );
+    assert_eq!(env.sim.router(0).executions("c2"), 0);
+}

@@ -12,12 +12,13 @@ use warp::Reply;
 use super::error::json_response;
 use super::request::ApiRequest;
 use super::{ApiError, AppState};
+use crate::cluster::StreamItem;
 use crate::fleet::ExecError;
-use crate::routeros::request::{command_for_post, record, CommandFailure, RestRequest};
+use crate::routeros::request::{CommandFailure, RestRequest};
 use crate::store::{Router, RouterId};
 
 pub async fn test_connection(state: &AppState, router: &Router) -> Result<Response, ApiError> {
-    let outcome = state.fleet.test_connection(router.id).await;
+    let outcome = state.dispatch.test_connection(router).await;
     let mut body = json!({
         "router_id": router.id,
         "is_online": outcome.is_ok(),
@@ -35,13 +36,13 @@ pub async fn device_info(state: &AppState, router: &Router) -> Result<Response, 
         RestRequest::parse(Some("GET"), menu, None, None).expect("static menu paths are valid")
     };
     let resource = state
-        .fleet
-        .execute(router.id, read("system/resource"), timeout)
+        .dispatch
+        .execute(router, read("system/resource"), timeout, None)
         .await;
     let resource = resource.map_err(|e| exec_error(router.id, "system/resource", "GET", e))?;
     let identity = state
-        .fleet
-        .execute(router.id, read("system/identity"), timeout)
+        .dispatch
+        .execute(router, read("system/identity"), timeout, None)
         .await;
     let identity = identity.map_err(|e| exec_error(router.id, "system/identity", "GET", e))?;
     let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
@@ -76,8 +77,9 @@ pub async fn execute_command(
     let body = CommandBody::read(router.id, req, &["method", "params"], default, max)?;
     let (command, method, timeout) = (body.command.clone(), body.method.clone(), body.timeout);
     let rest = body.parse(body.fields.get("params"))?;
+    let key = idempotency_key(req, router).map_err(|e| body.fail(e))?;
     let started = Instant::now();
-    let outcome = state.fleet.execute(router.id, rest, timeout).await;
+    let outcome = state.dispatch.execute(router, rest, timeout, key).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(result) => Ok(json_response(
@@ -93,6 +95,28 @@ pub async fn execute_command(
         )),
         Err(e) => Err(exec_error(router.id, &command, &method, e)),
     }
+}
+
+/// The request's `Idempotency-Key`, scoped to the router's owner and the router: with the
+/// Redis store, a retry carrying the same key gets the first outcome instead of a second
+/// run, on whichever node it lands. At most 64 of `A-Z a-z 0-9 . _ : -`.
+fn idempotency_key(req: &ApiRequest, router: &Router) -> Result<Option<String>, String> {
+    let Some(value) = req.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("");
+    let valid = (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if !valid {
+        return Err(
+            "Idempotency-Key must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', \
+                    ':' or '-'"
+                .into(),
+        );
+    }
+    Ok(Some(format!("k{}-{}-{key}", router.owner, router.id)))
 }
 
 /// The body shared by `execute-command` and `stream`, read with the contract's failure
@@ -223,6 +247,9 @@ fn exec_error(router_id: RouterId, command: &str, method: &str, err: ExecError) 
             None,
             Some(1),
         ),
+        ExecError::Unavailable(message) => {
+            (StatusCode::SERVICE_UNAVAILABLE, message, None, Some(1))
+        }
         ExecError::Failed(CommandFailure::Trap { message, category }) => {
             (StatusCode::BAD_REQUEST, message, category, None)
         }
@@ -284,8 +311,8 @@ pub async fn stream(
     let rest = body.parse(None)?;
     let start_within = state.settings.fleet.command_timeout().min(lasts);
     let mut rows = state
-        .fleet
-        .stream(router.id, command_for_post(&rest), start_within)
+        .dispatch
+        .stream(router, &rest, start_within, lasts)
         .await
         .map_err(|e| exec_error(router.id, &command, "POST", e))?;
     tracing::debug!(
@@ -304,16 +331,15 @@ pub async fn stream(
         loop {
             let next = tokio::time::timeout_at(deadline, rows.next()).await;
             let (last, ev) = match next {
-                Ok(Some(Ok(attrs))) => (
-                    false,
-                    warp::sse::Event::default().data(record(&attrs, false).to_string()),
-                ),
+                Ok(Some(StreamItem::Row(row))) => {
+                    (false, warp::sse::Event::default().data(row.to_string()))
+                }
                 Ok(None) => (true, event("done", json!({}))),
-                Ok(Some(Err(crate::routeros::ClientError::Trap { message, category }))) => (
+                Ok(Some(StreamItem::Trap { message, category })) => (
                     true,
                     event("trap", json!({ "error": message, "category": category })),
                 ),
-                Ok(Some(Err(e))) => (true, event("error", json!({ "error": e.to_string() }))),
+                Ok(Some(StreamItem::Error(e))) => (true, event("error", json!({ "error": e }))),
                 Err(_) => (
                     true,
                     event(

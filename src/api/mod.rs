@@ -21,6 +21,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::auth::Accounts;
+use crate::cluster::Dispatch;
 use crate::config::Settings;
 use crate::fleet::Fleet;
 use crate::store::seal::Sealer;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub accounts: Accounts,
     pub fleet: Fleet,
+    /// Reaches routers wherever their session is (this node or, with Redis, another).
+    pub dispatch: Dispatch,
     pub sealer: Arc<Sealer>,
     pub node: String,
     pub metrics: Metrics,

@@ -31,11 +31,13 @@ pub async fn collection(state: &AppState, req: &ApiRequest) -> Result<Response, 
     if req.method == Method::GET {
         let tag = req.query_param("tag");
         let routers = state.store.routers_for_user(principal.user_id).await?;
-        let list: Vec<Value> = routers
-            .iter()
-            .filter(|r| tag.as_ref().is_none_or(|t| r.tags.contains(t)))
-            .map(|r| router_json(state, r))
-            .collect();
+        let list: Vec<Value> = futures::future::join_all(
+            routers
+                .iter()
+                .filter(|r| tag.as_ref().is_none_or(|t| r.tags.contains(t)))
+                .map(|r| router_json(state, r)),
+        )
+        .await;
         return Ok(json_response(StatusCode::OK, &Value::Array(list)));
     }
     let input = RouterInput::read(req.json_object()?, None)?;
@@ -64,10 +66,10 @@ pub async fn collection(state: &AppState, req: &ApiRequest) -> Result<Response, 
         user.id = principal.user_id,
         "router added"
     );
-    state.fleet.open(router.clone(), password).await;
+    state.dispatch.router_added(&router, password).await;
     Ok(json_response(
         StatusCode::CREATED,
-        &router_json(state, &router),
+        &router_json(state, &router).await,
     ))
 }
 
@@ -76,10 +78,13 @@ pub async fn item(state: &AppState, id: &str, req: &ApiRequest) -> Result<Respon
     req.require_method("GET, PUT, PATCH, DELETE")?;
     let router = owned_router(state, &principal, id).await?;
     match req.method {
-        Method::GET => Ok(json_response(StatusCode::OK, &router_json(state, &router))),
+        Method::GET => Ok(json_response(
+            StatusCode::OK,
+            &router_json(state, &router).await,
+        )),
         Method::DELETE => {
             state.store.delete_router(router.id).await?;
-            state.fleet.close(router.id).await;
+            state.dispatch.router_removed(router.id).await;
             tracing::info!(router.id = router.id, "router deleted");
             Ok(json_response(
                 StatusCode::OK,
@@ -130,10 +135,12 @@ async fn update(state: &AppState, old: Router, req: &ApiRequest) -> Result<Respo
             Some((p, _)) => p,
             None => open_password(state, &router)?,
         };
-        state.fleet.close(router.id).await;
-        state.fleet.open(router.clone(), plain).await;
+        state.dispatch.router_changed(&router, plain, true).await;
     }
-    Ok(json_response(StatusCode::OK, &router_json(state, &router)))
+    Ok(json_response(
+        StatusCode::OK,
+        &router_json(state, &router).await,
+    ))
 }
 
 pub async fn action(
@@ -179,8 +186,8 @@ fn open_password(state: &AppState, router: &Router) -> Result<String, ApiError> 
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn router_json(state: &AppState, r: &Router) -> Value {
-    let status = state.fleet.status(r.id);
+async fn router_json(state: &AppState, r: &Router) -> Value {
+    let status = state.dispatch.status(r.id).await;
     json!({
         "id": r.id,
         "name": r.name,

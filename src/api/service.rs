@@ -86,6 +86,16 @@ pub async fn health(state: &AppState, req: &ApiRequest) -> Result<Response, ApiE
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let mut body = body;
+    if let Some(c) = state.dispatch.cluster() {
+        let v = c.view();
+        body["cluster"] = json!({
+            "node_id": v.node,
+            "live_nodes": v.live_nodes,
+            "shards": v.shards,
+            "shards_held": v.shards_held,
+        });
+    }
     let mut response = json_response(status, &body);
     if !ok {
         response
@@ -107,6 +117,40 @@ pub async fn metrics(state: &AppState, req: &ApiRequest) -> Result<Response, Api
         ("offline", counts.offline),
     ] {
         let _ = writeln!(out, "cloudpilot_sessions{{state=\"{name}\"}} {value}");
+    }
+    if let Some(c) = state.dispatch.cluster() {
+        let v = c.view();
+        for (name, help, kind, value) in [
+            (
+                "cloudpilot_cluster_live_nodes",
+                "Nodes this node sees alive.",
+                "gauge",
+                v.live_nodes as u64,
+            ),
+            (
+                "cloudpilot_cluster_shards_held",
+                "Shards whose lease this node holds.",
+                "gauge",
+                v.shards_held as u64,
+            ),
+            (
+                "cloudpilot_cluster_forwarded_total",
+                "Commands handed to the owning node.",
+                "counter",
+                v.forwarded,
+            ),
+            (
+                "cloudpilot_cluster_served_total",
+                "Commands run here for other nodes.",
+                "counter",
+                v.served_for_others,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
     }
     state.metrics.render(&mut out);
     let mut response = Response::new(out.into());

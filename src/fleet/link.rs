@@ -148,6 +148,15 @@ impl Link {
         }
     }
 
+    /// Closes the link and waits until its socket is closed (API; REST connections are
+    /// pooled per request and simply closed).
+    pub async fn shutdown(&self) {
+        match self {
+            Link::Api(conn) => conn.shutdown().await,
+            Link::Rest(rest) => rest.close_with("closed"),
+        }
+    }
+
     /// Resolves when the link is gone, with the reason.
     pub async fn closed(&self) -> String {
         match self {

@@ -23,6 +23,7 @@ use crate::routeros::client::{ClientError, Command, Credentials, ReplyStream};
 use crate::routeros::request::{CommandFailure, RestRequest};
 use crate::routeros::sentence::Attrs;
 use crate::routeros::tls::TlsMode;
+use crate::store::seal::Sealer;
 use crate::store::{Router, RouterId, RouterStatus};
 
 use session::{SessionMsg, SessionSpec};
@@ -34,6 +35,9 @@ use supervisor::{FleetSupervisor, SessionHandle, SupervisorMsg};
 pub enum ExecError {
     /// The router's backlog is full; try again later (503).
     Backlog,
+    /// The command could not be handed to the router's session (no node holds it right
+    /// now, or the shared store is down); it was not run (503).
+    Unavailable(String),
     Failed(CommandFailure),
 }
 
@@ -55,6 +59,23 @@ impl CommandStream {
     /// The next `!re` row; `None` after `!done`, an error for a trap or a lost connection.
     pub async fn next(&mut self) -> Option<Result<Attrs, ClientError>> {
         self.inner.next().await
+    }
+}
+
+/// The request `test-connection` sends: cheap, read-only, answered by every router.
+pub fn probe_request() -> RestRequest {
+    RestRequest::parse(Some("GET"), "system/identity", None, None).expect("static request is valid")
+}
+
+/// What `test-connection` reports for the outcome of [`probe_request`]: a trap still
+/// proves the router answers.
+pub fn connection_verdict(outcome: Result<Value, ExecError>) -> Result<(), String> {
+    match outcome {
+        Ok(_) | Err(ExecError::Failed(CommandFailure::Trap { .. })) => Ok(()),
+        Err(ExecError::Backlog) => Err("too many commands waiting".into()),
+        Err(ExecError::Unavailable(m)) => Err(m),
+        Err(ExecError::Failed(CommandFailure::Timeout)) => Err("no answer in time".into()),
+        Err(ExecError::Failed(f)) => Err(f.to_string()),
     }
 }
 
@@ -169,24 +190,18 @@ impl Fleet {
         req: RestRequest,
         timeout: Duration,
     ) -> Result<Value, ExecError> {
-        self.send(router_id, req, timeout, false).await
+        self.run(router_id, req, timeout, false).await
     }
 
     /// Checks that the router answers, with a fresh connection attempt if it is offline.
     pub async fn test_connection(&self, router_id: RouterId) -> Result<(), String> {
-        let req = RestRequest::parse(Some("GET"), "system/identity", None, None)
-            .expect("static request is valid");
         let timeout = self.inner.settings.connect_timeout();
-        match self.send(router_id, req, timeout, true).await {
-            Ok(_) => Ok(()),
-            Err(ExecError::Failed(CommandFailure::Trap { .. })) => Ok(()),
-            Err(ExecError::Backlog) => Err("too many commands waiting".into()),
-            Err(ExecError::Failed(CommandFailure::Timeout)) => Err("no answer in time".into()),
-            Err(ExecError::Failed(f)) => Err(f.to_string()),
-        }
+        connection_verdict(self.run(router_id, probe_request(), timeout, true).await)
     }
 
-    async fn send(
+    /// Runs `req` on the router's session; with `fresh`, an offline session first makes a
+    /// new connection attempt instead of failing at once.
+    pub async fn run(
         &self,
         router_id: RouterId,
         req: RestRequest,
@@ -259,6 +274,48 @@ impl Fleet {
             Ok(Ok(result)) => result.map_err(ExecError::Failed),
             Ok(Err(_)) => Err(unreachable("session closed before answering")),
             Err(_) => Err(ExecError::Failed(CommandFailure::Timeout)),
+        }
+    }
+
+    /// The statuses that changed since last taken, for publishing to other nodes.
+    pub fn take_changed_statuses(&self) -> Vec<(RouterId, RouterStatus)> {
+        self.inner
+            .sessions
+            .iter()
+            .filter_map(|e| e.status.take_unpublished().map(|s| (*e.key(), s)))
+            .collect()
+    }
+
+    /// Publishing `router_id`'s status failed: offer it again next time.
+    pub fn mark_status_unpublished(&self, router_id: RouterId) {
+        if let Some(h) = self.inner.sessions.get(&router_id) {
+            h.status.mark_unpublished();
+        }
+    }
+
+    /// Whether this node has a session for the router.
+    pub fn has_session(&self, router_id: RouterId) -> bool {
+        self.inner.sessions.contains_key(&router_id)
+    }
+
+    /// The routers this node has sessions for.
+    pub fn router_ids(&self) -> Vec<RouterId> {
+        self.inner.sessions.iter().map(|e| *e.key()).collect()
+    }
+
+    /// Opens the session for a stored router, unsealing its password with `sealer`; a
+    /// password that does not unseal is logged and the session is not opened.
+    pub async fn open_sealed(&self, router: Router, sealer: &Sealer) {
+        match sealer.open(&router.password) {
+            Ok(password) => {
+                let password = String::from_utf8_lossy(&password).into_owned();
+                self.open(router, password).await;
+            }
+            Err(e) => tracing::error!(
+                router.id = router.id,
+                cause = %e,
+                "cannot unseal router password; session not opened"
+            ),
         }
     }
 

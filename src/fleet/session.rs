@@ -154,6 +154,8 @@ pub struct SessionState {
     failures: u32,
     last_failure: Option<(Instant, String)>,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// The connection attempt in progress, stopped with the session.
+    connecting: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct RouterSession;
@@ -179,6 +181,7 @@ impl Actor for RouterSession {
             failures: 0,
             last_failure: None,
             ticker: Some(ticker),
+            connecting: None,
         };
         start_connect(&myself, &mut state);
         Ok(state)
@@ -192,10 +195,16 @@ impl Actor for RouterSession {
         if let Some(t) = state.ticker.take() {
             t.abort();
         }
-        if let Some(conn) = state.conn.take() {
-            conn.close();
+        // An attempt still connecting or logging in is dropped (its socket with it); one
+        // that already logged in is closed by the attempt itself when it cannot deliver.
+        if let Some(attempt) = state.connecting.take() {
+            attempt.abort();
+            let _ = attempt.await;
         }
         fail_waiting(state, "session closed");
+        if let Some(conn) = state.conn.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.shutdown()).await;
+        }
         Ok(())
     }
 
@@ -348,7 +357,10 @@ fn start_connect(myself: &ActorRef<SessionMsg>, state: &mut SessionState) {
     state.spec.status.set_connecting();
     let spec = state.spec.clone();
     let myself = myself.clone();
-    tokio::spawn(async move {
+    if let Some(previous) = state.connecting.take() {
+        previous.abort();
+    }
+    state.connecting = Some(tokio::spawn(async move {
         let msg = match connect(&spec).await {
             Ok((conn, version)) => SessionMsg::Connected {
                 generation,
@@ -360,9 +372,9 @@ fn start_connect(myself: &ActorRef<SessionMsg>, state: &mut SessionState) {
         if let Err(ractor::MessagingErr::SendErr(SessionMsg::Connected { conn, .. })) =
             myself.send_message(msg)
         {
-            conn.close();
+            conn.shutdown().await;
         }
-    });
+    }));
 }
 
 async fn connect(spec: &SessionSpec) -> Result<(Link, Option<String>), String> {

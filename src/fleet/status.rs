@@ -1,6 +1,6 @@
 //! What a session knows of its router, readable by the API without a message round trip.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -23,6 +23,8 @@ pub struct LiveStatus {
     /// sessions that have been quiet.
     last_activity_ms: AtomicU64,
     epoch: Instant,
+    /// Set when the status changed and other nodes have not been told yet.
+    unpublished: AtomicBool,
 }
 
 impl Default for LiveStatus {
@@ -32,6 +34,7 @@ impl Default for LiveStatus {
             status: Mutex::new(RouterStatus::default()),
             last_activity_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            unpublished: AtomicBool::new(false),
         }
     }
 }
@@ -66,6 +69,7 @@ impl LiveStatus {
             s.routeros_version = version;
         }
         drop(s);
+        self.unpublished.store(true, Ordering::Release);
         self.touch();
     }
 
@@ -75,6 +79,19 @@ impl LiveStatus {
         s.is_online = false;
         s.last_error = Some(error);
         s.last_checked = Some(Timestamp::now());
+        drop(s);
+        self.unpublished.store(true, Ordering::Release);
+    }
+
+    /// The status if it changed since last taken (clearing the mark).
+    pub(crate) fn take_unpublished(&self) -> Option<RouterStatus> {
+        self.unpublished
+            .swap(false, Ordering::AcqRel)
+            .then(|| self.snapshot())
+    }
+
+    pub(crate) fn mark_unpublished(&self) {
+        self.unpublished.store(true, Ordering::Release);
     }
 
     /// Records that the router answered just now.

@@ -85,7 +85,10 @@ impl Actor for FleetSupervisor {
                 reply,
             } => {
                 let router_id = spec.router_id;
-                stop_session(state, router_id);
+                // The old session's connection closes before the new one opens.
+                if let Some(old) = stop_session(state, router_id) {
+                    let _ = old.wait(Some(std::time::Duration::from_secs(5))).await;
+                }
                 state.entries.insert(
                     router_id,
                     Entry {
@@ -99,15 +102,16 @@ impl Actor for FleetSupervisor {
                 let _ = reply.send(());
             }
             SupervisorMsg::Close { router_id, reply } => {
-                stop_session(state, router_id);
-                let _ = reply.send(());
+                let stopping: Vec<_> = stop_session(state, router_id).into_iter().collect();
+                answer_when_stopped(stopping, reply);
             }
             SupervisorMsg::Shutdown { reply } => {
                 let ids: Vec<RouterId> = state.entries.keys().copied().collect();
-                for router_id in ids {
-                    stop_session(state, router_id);
-                }
-                let _ = reply.send(());
+                let stopping = ids
+                    .into_iter()
+                    .filter_map(|id| stop_session(state, id))
+                    .collect();
+                answer_when_stopped(stopping, reply);
             }
             SupervisorMsg::Respawn { router_id } => {
                 if state
@@ -182,13 +186,26 @@ async fn spawn_session(
     }
 }
 
-fn stop_session(state: &mut SupervisorState, router_id: RouterId) {
+/// Stops the router's session (no restart); returns the actor to wait for, if any.
+fn stop_session(state: &mut SupervisorState, router_id: RouterId) -> Option<ActorRef<SessionMsg>> {
     if let Some(entry) = state.entries.remove(&router_id) {
         if let Some(actor_id) = entry.actor {
             state.by_actor.remove(&actor_id);
         }
     }
-    if let Some((_, handle)) = state.sessions.remove(&router_id) {
-        handle.actor.stop(Some("router closed".into()));
-    }
+    let (_, handle) = state.sessions.remove(&router_id)?;
+    handle.actor.stop(Some("router closed".into()));
+    Some(handle.actor)
+}
+
+/// Replies once every actor in `stopping` has finished stopping (its connection closed),
+/// without holding up the supervisor meanwhile.
+fn answer_when_stopped(stopping: Vec<ActorRef<SessionMsg>>, reply: RpcReplyPort<()>) {
+    tokio::spawn(async move {
+        let waits = stopping
+            .iter()
+            .map(|a| a.wait(Some(std::time::Duration::from_secs(5))));
+        futures::future::join_all(waits).await;
+        let _ = reply.send(());
+    });
 }

@@ -246,6 +246,13 @@ impl Connection {
     pub fn close(&self) {
         self.session().shut_down(ClientError::Closed);
     }
+
+    /// Closes the session and returns once its socket is closed, so that the router has
+    /// seen the session end before anything else connects in its place.
+    pub async fn shutdown(&self) {
+        self.close();
+        self.session().io_finished().await;
+    }
 }
 
 fn tune_socket(stream: &TcpStream, opts: &ConnectOptions) -> std::io::Result<()> {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 pub use super::execute::{command_for_post, execute, record, CommandFailure};
 
 /// What to do with the menu, named the way the RouterOS REST API names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RestMethod {
     /// print
     Get,

@@ -79,6 +79,8 @@ pub(crate) struct Session {
     next_tag: AtomicU64,
     /// Lets any number of `closed()` callers learn why the connection ended.
     closed_tx: watch::Sender<Option<ClientError>>,
+    /// The reader and writer tasks; the socket is closed once both have ended.
+    io_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Stops the reader and writer tasks, which drops the socket.
     shutdown: CancellationToken,
 }
@@ -99,12 +101,27 @@ impl Session {
             next_tag: AtomicU64::new(1),
             closed_tx: watch::Sender::new(None),
             shutdown: CancellationToken::new(),
+            io_tasks: std::sync::Mutex::new(Vec::new()),
         });
         let (sink, stream) = framed.split();
         let span = tracing::Span::current();
-        tokio::spawn(read_loop(session.clone(), stream).instrument(span.clone()));
-        tokio::spawn(write_loop(session.clone(), sink, outbox_rx).instrument(span));
+        let reader = tokio::spawn(read_loop(session.clone(), stream).instrument(span.clone()));
+        let writer = tokio::spawn(write_loop(session.clone(), sink, outbox_rx).instrument(span));
         session
+            .io_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([reader, writer]);
+        session
+    }
+
+    /// Waits until both I/O tasks have ended, so the socket itself is closed (after
+    /// [`Session::shut_down`]).
+    pub(crate) async fn io_finished(&self) {
+        let tasks = std::mem::take(&mut *self.io_tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {

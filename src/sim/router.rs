@@ -4,6 +4,7 @@
 //! Everything here is shared by all of the router's connections and safe to call from
 //! any thread; the per-router footprint is a few hundred bytes plus its model's rows.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,6 +45,10 @@ pub struct SimRouter {
     /// Bumped to close every open connection at once; each connection watches it.
     kill: watch::Sender<u64>,
     active: AtomicUsize,
+    /// The most sessions ever logged in at once.
+    peak: AtomicUsize,
+    /// How many times a command carrying each `comment` value was executed.
+    executions: Mutex<HashMap<Vec<u8>, u64>>,
     logins: AtomicU64,
     commands: AtomicU64,
     cancels: AtomicU64,
@@ -63,6 +68,8 @@ impl SimRouter {
             offline: AtomicBool::new(false),
             kill: watch::channel(0).0,
             active: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            executions: Mutex::new(HashMap::new()),
             logins: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             cancels: AtomicU64::new(0),
@@ -100,6 +107,24 @@ impl SimRouter {
     /// Connections logged in now.
     pub fn active_sessions(&self) -> usize {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// The most sessions that were ever logged in at the same time.
+    pub fn peak_sessions(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// How many times a command whose `comment` argument is `comment` was executed (a test
+    /// puts a request id there to count executions of each request).
+    pub fn executions(&self, comment: &str) -> u64 {
+        lock(&self.executions)
+            .get(comment.as_bytes())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn count_execution(&self, comment: &[u8]) {
+        *lock(&self.executions).entry(comment.to_vec()).or_default() += 1;
     }
 
     /// Successful logins since start.
@@ -163,7 +188,8 @@ impl SimRouter {
     pub(crate) fn logged_in(&self, first_on_connection: bool) {
         self.logins.fetch_add(1, Ordering::SeqCst);
         if first_on_connection {
-            self.active.fetch_add(1, Ordering::SeqCst);
+            let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
         }
     }
 

@@ -172,7 +172,12 @@ impl Session {
         let fate = self.router.next_command_fate();
         let outcome = match fate {
             Fate::Hang => Outcome::Stream(Stream::Hang),
-            Fate::Answer | Fate::Drop => commands::execute(&self.router, &req),
+            Fate::Answer | Fate::Drop => {
+                if let Some(comment) = req.attr(b"comment") {
+                    self.router.count_execution(comment);
+                }
+                commands::execute(&self.router, &req)
+            }
         };
         let mut out = self.replier(req.tag.clone(), fate == Fate::Drop);
         match outcome {

@@ -58,6 +58,38 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A standalone server that persists every write before acknowledging it
+    /// (`appendonly yes`, `appendfsync always`), for tests that restart it.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// Kills the server (SIGKILL, by PID) without letting it save anything more.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and directory (after [`Self::kill`]),
+    /// with the arguments of [`Self::start_persistent`].
+    pub fn restart_persistent(&mut self) {
+        let port = self.port.to_string();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server restarts");
+        assert!(
+            wait_ready(self.port, &mut child),
+            "redis-server did not restart"
+        );
+        self.child = child;
+    }
+
     /// Sends one inline command and returns the raw reply text.
     pub fn command(&self, line: &str) -> String {
         inline_command(self.port, line).unwrap_or_default()

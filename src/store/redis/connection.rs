@@ -15,27 +15,27 @@ use super::RedisError;
 
 /// A pool of connections to one server or to a cluster.
 #[derive(Clone)]
-pub(super) enum Pool {
+pub(crate) enum Pool {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
 }
 
 /// A connection taken from a [`Pool`]; goes back to the pool when dropped.
-pub(super) enum Conn {
+pub(crate) enum Conn {
     Single(deadpool_redis::Connection),
     Cluster(deadpool_redis::cluster::Connection),
 }
 
 /// Where the URL says to connect: the seed URLs and whether they form a cluster.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Target {
-    pub(super) urls: Vec<String>,
-    pub(super) cluster: bool,
+pub(crate) struct Target {
+    pub(crate) urls: Vec<String>,
+    pub(crate) cluster: bool,
 }
 
 /// Reads `store.redis_url` into a [`Target`]; the URLs themselves are checked by the redis
 /// crate when the pool is made.
-pub(super) fn parse_target(url: &str) -> Result<Target, RedisError> {
+pub(crate) fn parse_target(url: &str) -> Result<Target, RedisError> {
     let urls: Vec<String> = url
         .split(',')
         .map(str::trim)
@@ -73,8 +73,15 @@ pub(super) fn parse_target(url: &str) -> Result<Target, RedisError> {
 }
 
 impl Pool {
-    pub(super) fn create(target: Target, pool_size: usize) -> Result<Pool, RedisError> {
-        let pool_config = deadpool_redis::PoolConfig::new(pool_size.max(1));
+    pub(crate) fn create(target: Target, pool_size: usize) -> Result<Pool, RedisError> {
+        // Bounded waits: with Redis down, a request fails at once (503) instead of hanging
+        // on a connection that cannot be made.
+        let mut pool_config = deadpool_redis::PoolConfig::new(pool_size.max(1));
+        pool_config.timeouts = deadpool_redis::Timeouts {
+            wait: Some(std::time::Duration::from_secs(2)),
+            create: Some(std::time::Duration::from_secs(2)),
+            recycle: Some(std::time::Duration::from_secs(1)),
+        };
         let runtime = Some(deadpool_redis::Runtime::Tokio1);
         if target.cluster {
             let mut config = deadpool_redis::cluster::Config::from_urls(target.urls);
@@ -94,7 +101,7 @@ impl Pool {
         }
     }
 
-    pub(super) async fn get(&self) -> Result<Conn, RedisError> {
+    pub(crate) async fn get(&self) -> Result<Conn, RedisError> {
         match self {
             Pool::Single(pool) => pool
                 .get()
@@ -106,6 +113,30 @@ impl Pool {
                 .await
                 .map(Conn::Cluster)
                 .map_err(|e| RedisError::PoolExhausted(e.to_string())),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs independent commands and returns their replies in order: one pipeline on a
+    /// single server; on a cluster, one command after another, since a pipeline there must
+    /// stay within one slot and these may touch many. Not atomic either way.
+    pub(crate) async fn run_each(&mut self, cmds: &[Cmd]) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => {
+                let mut pipe = Pipeline::new();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query_async(c).await
+            }
+            Conn::Cluster(c) => {
+                let mut out = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    out.push(cmd.query_async(c).await?);
+                }
+                Ok(out)
+            }
         }
     }
 }

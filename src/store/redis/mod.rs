@@ -33,7 +33,7 @@
 
 mod accounts;
 mod claims;
-mod connection;
+pub(crate) mod connection;
 mod keys;
 mod routers;
 mod sessions;
