@@ -110,6 +110,12 @@ enum AdminCmd {
     Config,
 }
 
+/// mimalloc instead of glibc malloc: allocation was a sixth of the server's CPU time in a
+/// profile of execute-command under load; with mimalloc the server spends about a quarter
+/// less CPU per request, the simulator a third less per command (loadgen CPU table).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {

@@ -27,8 +27,9 @@ use crate::store::seal::Sealer;
 use crate::store::{Router, RouterId, RouterStatus};
 
 use session::{SessionMsg, SessionSpec};
+use status::PhaseCounts;
 pub use status::{LiveStatus, Phase};
-use supervisor::{FleetSupervisor, SessionHandle, SupervisorMsg};
+use supervisor::{FleetSupervisor, SessionHandle, SupervisorArgs, SupervisorMsg};
 
 /// Why a command did not produce a result.
 #[derive(Debug)]
@@ -107,12 +108,18 @@ struct FleetInner {
     sessions: Arc<DashMap<RouterId, SessionHandle>>,
     settings: FleetSettings,
     connect_permits: Arc<Semaphore>,
+    /// Sessions by phase, kept by the sessions themselves.
+    counts: Arc<PhaseCounts>,
 }
 
 impl Fleet {
     pub async fn start(settings: FleetSettings) -> Result<Fleet, FleetStartError> {
         let sessions = Arc::new(DashMap::new());
-        let (supervisor, _join) = Actor::spawn(None, FleetSupervisor, sessions.clone())
+        let args = SupervisorArgs {
+            sessions: sessions.clone(),
+            settings: settings.clone(),
+        };
+        let (supervisor, _join) = Actor::spawn(None, FleetSupervisor, args)
             .await
             .map_err(|e| FleetStartError(e.to_string()))?;
         let connect_permits = Arc::new(Semaphore::new(settings.connect_concurrency.max(1)));
@@ -122,6 +129,7 @@ impl Fleet {
                 sessions,
                 settings,
                 connect_permits,
+                counts: Arc::default(),
             }),
         })
     }
@@ -134,7 +142,7 @@ impl Fleet {
             .sessions
             .get(&router.id)
             .map(|h| h.status.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| Arc::new(LiveStatus::new(self.inner.counts.clone())));
         let tls = self.tls_mode(&router);
         let spec = SessionSpec {
             router_id: router.id,
@@ -334,16 +342,9 @@ impl Fleet {
             .unwrap_or_default()
     }
 
+    /// Sessions by phase; constant time, whatever the size of the fleet.
     pub fn counts(&self) -> SessionCounts {
-        let mut counts = SessionCounts::default();
-        for entry in self.inner.sessions.iter() {
-            match entry.status.phase() {
-                Phase::Online => counts.open += 1,
-                Phase::Connecting => counts.connecting += 1,
-                Phase::Offline => counts.offline += 1,
-            }
-        }
-        counts
+        self.inner.counts.snapshot()
     }
 
     /// Closes every session (no restarts), then stops the supervisor.

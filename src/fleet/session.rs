@@ -5,7 +5,9 @@
 //! connection and answers its reply port directly, so many commands are in flight at once
 //! and a slow one never blocks the mailbox. Every connection belongs to a `generation`:
 //! messages about an older connection are ignored, so a late report of a dead connection
-//! can never tear down its replacement.
+//! can never tear down its replacement. The actor keeps no timer: quiet connections are
+//! probed by the fleet's one keepalive sweep (see `supervisor`), which reaches the live
+//! connection through the session's `LiveStatus`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,7 +82,6 @@ pub enum SessionMsg {
     Reconnect {
         generation: u64,
     },
-    Tick,
 }
 
 /// Work waiting for the connection to come up.
@@ -153,7 +154,6 @@ pub struct SessionState {
     /// Failed attempts in a row, for the backoff.
     failures: u32,
     last_failure: Option<(Instant, String)>,
-    ticker: Option<tokio::task::JoinHandle<()>>,
     /// The connection attempt in progress, stopped with the session.
     connecting: Option<tokio::task::JoinHandle<()>>,
 }
@@ -170,9 +170,6 @@ impl Actor for RouterSession {
         myself: ActorRef<SessionMsg>,
         spec: SessionSpec,
     ) -> Result<SessionState, ActorProcessingErr> {
-        let period = spec.settings.keepalive() / 2;
-        let ticker =
-            myself.send_interval(period.max(Duration::from_millis(500)), || SessionMsg::Tick);
         let mut state = SessionState {
             spec,
             conn: None,
@@ -180,7 +177,6 @@ impl Actor for RouterSession {
             waiting: VecDeque::new(),
             failures: 0,
             last_failure: None,
-            ticker: Some(ticker),
             connecting: None,
         };
         start_connect(&myself, &mut state);
@@ -192,9 +188,7 @@ impl Actor for RouterSession {
         _myself: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = state.ticker.take() {
-            t.abort();
-        }
+        state.spec.status.clear_link();
         // An attempt still connecting or logging in is dropped (its socket with it); one
         // that already logged in is closed by the attempt itself when it cannot deliver.
         if let Some(attempt) = state.connecting.take() {
@@ -261,7 +255,7 @@ impl Actor for RouterSession {
                 tracing::info!(router.id = state.spec.router_id, router.version = ?version, "session up");
                 state.failures = 0;
                 state.last_failure = None;
-                state.spec.status.set_online(version);
+                state.spec.status.set_online(version, conn.clone());
                 let watcher = myself.clone();
                 let watched = conn.clone();
                 tokio::spawn(async move {
@@ -304,7 +298,6 @@ impl Actor for RouterSession {
                     start_connect(&myself, state);
                 }
             }
-            SessionMsg::Tick => keepalive(state),
         }
         Ok(())
     }
@@ -326,25 +319,6 @@ fn run(
         }
         let _ = reply.send(result);
         drop(permit);
-    });
-}
-
-/// Sends a cheap probe on a quiet connection; a failed probe closes the connection, which
-/// the watcher reports as `Lost`.
-fn keepalive(state: &mut SessionState) {
-    let Some(conn) = &state.conn else { return };
-    let status = &state.spec.status;
-    if status.idle_ms() < state.spec.settings.keepalive().as_millis() as u64 {
-        return;
-    }
-    let conn = conn.clone();
-    let status = status.clone();
-    let timeout = state.spec.settings.connect_timeout();
-    status.touch();
-    tokio::spawn(async move {
-        if conn.probe(timeout).await {
-            status.mark_checked();
-        }
     });
 }
 

@@ -1,8 +1,10 @@
 //! `FleetSupervisor`: spawns one linked `RouterSession` per router, knows each by router
-//! id, and restarts a session that fails with exponential backoff plus jitter.
+//! id, and restarts a session that fails with exponential backoff plus jitter. It also
+//! runs the fleet's one keepalive sweep, which probes the sessions that have been quiet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -10,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::session::{backoff, RouterSession, SessionMsg, SessionSpec};
 use super::status::LiveStatus;
+use crate::config::FleetSettings;
 use crate::store::RouterId;
 
 /// What the API needs to reach a session without asking the supervisor.
@@ -51,6 +54,12 @@ pub struct SupervisorState {
     sessions: Arc<DashMap<RouterId, SessionHandle>>,
     entries: HashMap<RouterId, Entry>,
     by_actor: HashMap<ActorId, RouterId>,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+pub struct SupervisorArgs {
+    pub sessions: Arc<DashMap<RouterId, SessionHandle>>,
+    pub settings: FleetSettings,
 }
 
 pub struct FleetSupervisor;
@@ -58,18 +67,29 @@ pub struct FleetSupervisor;
 impl Actor for FleetSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = Arc<DashMap<RouterId, SessionHandle>>;
+    type Arguments = SupervisorArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<SupervisorMsg>,
-        sessions: Self::Arguments,
+        args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let keepalive = tokio::spawn(keepalive_sweep(args.sessions.clone(), args.settings));
         Ok(SupervisorState {
-            sessions,
+            sessions: args.sessions,
             entries: HashMap::new(),
             by_actor: HashMap::new(),
+            keepalive,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.keepalive.abort();
+        Ok(())
     }
 
     async fn handle(
@@ -149,6 +169,8 @@ impl Actor for FleetSupervisor {
             return Ok(());
         }
         entry.actor = None;
+        // The next actor connects anew; the failed one's connection must not be probed.
+        entry.spec.status.clear_link();
         entry.restarts += 1;
         let delay = backoff(&entry.spec.settings, entry.restarts);
         tracing::warn!(router.id = router_id, cause = %why, restart.in_ms = delay.as_millis() as u64, "session stopped unexpectedly; restarting");
@@ -175,7 +197,12 @@ async fn spawn_session(
                 backlog: entry.backlog.clone(),
                 status: spec.status.clone(),
             };
-            state.sessions.insert(router_id, handle);
+            handle.status.register();
+            if let Some(old) = state.sessions.insert(router_id, handle) {
+                if !Arc::ptr_eq(&old.status, &spec.status) {
+                    old.status.unregister();
+                }
+            }
         }
         Err(e) => {
             entry.restarts += 1;
@@ -194,6 +221,7 @@ fn stop_session(state: &mut SupervisorState, router_id: RouterId) -> Option<Acto
         }
     }
     let (_, handle) = state.sessions.remove(&router_id)?;
+    handle.status.unregister();
     handle.actor.stop(Some("router closed".into()));
     Some(handle.actor)
 }
@@ -208,4 +236,34 @@ fn answer_when_stopped(stopping: Vec<ActorRef<SessionMsg>>, reply: RpcReplyPort<
         futures::future::join_all(waits).await;
         let _ = reply.send(());
     });
+}
+
+/// The fleet's keepalive: one task instead of a timer per session. A few times per half
+/// keepalive it walks the sessions and probes each live connection that has been quiet for
+/// the keepalive; a failed probe closes the connection, and its session reconnects. The
+/// walk touches only atomics and one uncontended lock per online session, and frequent
+/// walks keep probes spread out as sessions go quiet at different times.
+async fn keepalive_sweep(sessions: Arc<DashMap<RouterId, SessionHandle>>, settings: FleetSettings) {
+    let keepalive = settings.keepalive();
+    let probe_timeout = settings.connect_timeout();
+    let every = (keepalive / 2).max(Duration::from_millis(500)) / 4;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let due: Vec<_> = sessions
+            .iter()
+            .filter_map(|entry| {
+                let link = entry.status.due_for_probe(keepalive)?;
+                Some((link, entry.status.clone()))
+            })
+            .collect();
+        for (link, status) in due {
+            tokio::spawn(async move {
+                if link.probe(probe_timeout).await {
+                    status.mark_checked();
+                }
+            });
+        }
+    }
 }

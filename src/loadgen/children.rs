@@ -23,8 +23,14 @@ pub struct SimRouter {
 
 /// A running `cloudpilot sim` process and the routers it serves.
 pub struct SimChild {
-    _child: Child,
+    child: Child,
     pub routers: Vec<SimRouter>,
+}
+
+impl SimChild {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
 }
 
 /// A running `cloudpilot serve` process.
@@ -45,6 +51,11 @@ fn exe() -> Result<PathBuf, LoadgenError> {
 }
 
 /// Starts `total` routers over as many `cloudpilot sim` processes as `per_process` needs.
+///
+/// Routers listen on consecutive fixed ports below the kernel's ephemeral range (see
+/// [`fixed_ports`]), each simulator on its own slice; a simulator that cannot bind its slice
+/// (someone else holds a port in it) is started again on another, and after a few tries
+/// on ephemeral ports.
 pub async fn spawn_sims(
     total: usize,
     per_process: usize,
@@ -52,20 +63,59 @@ pub async fn spawn_sims(
 ) -> Result<Vec<SimChild>, LoadgenError> {
     let mut sims = Vec::new();
     let mut left = total;
+    let mut next = fixed_ports(total);
     while left > 0 {
         let n = left.min(per_process.max(1));
-        sims.push(spawn_sim(n, sims.len(), log_dir).await?);
+        let mut tries = 0;
+        let sim = loop {
+            let base = next.unwrap_or(0);
+            match spawn_sim(n, sims.len(), log_dir, base).await {
+                Ok(sim) => break sim,
+                Err(e) if base != 0 => {
+                    tries += 1;
+                    tracing::info!(error = %e, base, "simulator ports taken; trying others");
+                    next = if tries < 3 { fixed_ports(left) } else { None };
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        sims.push(sim);
+        next = next.map(|b| b + n as u16);
         left -= n;
     }
     Ok(sims)
 }
 
-async fn spawn_sim(n: usize, index: usize, log_dir: &Path) -> Result<SimChild, LoadgenError> {
+/// A random first port for `count` routers on consecutive ports, all between 10,000 and
+/// the start of the kernel's ephemeral range, or `None` when they do not fit.
+///
+/// Binding fixed ports is a plain bind, where port 0 makes the kernel search its ephemeral
+/// range for every one of thousands of listeners; and no outgoing connection (the server's
+/// sessions, the raw baseline) can ever hold a port a router wants.
+fn fixed_ports(count: usize) -> Option<u16> {
+    const LOWEST: usize = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32_768);
+    let highest_base = ephemeral_start.checked_sub(count)?;
+    if highest_base <= LOWEST {
+        return None;
+    }
+    u16::try_from(rand::random_range(LOWEST..highest_base)).ok()
+}
+
+async fn spawn_sim(
+    n: usize,
+    index: usize,
+    log_dir: &Path,
+    base_port: u16,
+) -> Result<SimChild, LoadgenError> {
     let what = format!("cloudpilot sim #{index}");
     let log = log_file(log_dir, &format!("sim-{index}.log"))?;
     let mut child = Command::new(exe()?)
         .args(["sim", "--routers", &n.to_string()])
-        .args(["--listen-base", "127.0.0.1:0"])
+        .args(["--listen-base", &format!("127.0.0.1:{base_port}")])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -102,13 +152,11 @@ async fn spawn_sim(n: usize, index: usize, log_dir: &Path) -> Result<SimChild, L
     tracing::info!(
         sim.index = index,
         sim.routers = n,
+        sim.base_port = base_port,
         sim.pid = child.id(),
         "simulator up"
     );
-    Ok(SimChild {
-        _child: child,
-        routers,
-    })
+    Ok(SimChild { child, routers })
 }
 
 fn child_output(what: &str, detail: &str) -> LoadgenError {
@@ -224,6 +272,16 @@ pub fn raise_nofile_limit() -> Option<libc::rlim_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_ports_stay_between_10000_and_the_ephemeral_range() {
+        for count in [1, 200, 10_000] {
+            let base = fixed_ports(count).expect("fits below the default ephemeral range");
+            assert!(base >= 10_000, "{base}");
+            assert!(usize::from(base) + count <= 32_768, "{base} + {count}");
+        }
+        assert_eq!(fixed_ports(60_000), None);
+    }
 
     #[test]
     fn vm_rss_is_read_from_the_proc_status_format() {

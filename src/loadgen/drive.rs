@@ -68,6 +68,8 @@ pub struct PhaseResult {
     pub by_kind: BTreeMap<String, Latency>,
     pub timeline: Vec<Window>,
     pub first_errors: Vec<String>,
+    /// Where the machine's CPU went during the phase (filled in by the scenario).
+    pub cpu: Option<super::cpu::CpuShare>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -202,6 +204,7 @@ pub async fn run(
             })
             .collect(),
         first_errors: t.first_errors,
+        cpu: None,
     };
     tracing::info!(
         phase = name,

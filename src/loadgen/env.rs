@@ -17,7 +17,7 @@ pub struct Env {
     pub rest: Rest,
     server: Option<ServerChild>,
     port: u16,
-    _sims: Vec<SimChild>,
+    sims: Vec<SimChild>,
     pub routers: Vec<SimRouter>,
     /// Ids of the routers registered so far, in fleet order.
     pub registered: Vec<u64>,
@@ -80,7 +80,7 @@ impl Env {
             rest,
             server,
             port,
-            _sims: sims,
+            sims,
             routers,
             registered: Vec::new(),
             open_before,
@@ -90,6 +90,13 @@ impl Env {
 
     pub fn owns_server(&self) -> bool {
         self.server.is_some()
+    }
+
+    /// Starts measuring where the CPU goes (loadgen, server, simulators, the rest).
+    pub fn cpu_meter(&self) -> super::cpu::CpuMeter {
+        let server = self.server.as_ref().and_then(ServerChild::pid);
+        let sims = self.sims.iter().filter_map(SimChild::pid).collect();
+        super::cpu::CpuMeter::start(server, sims)
     }
 
     pub fn server_rss_kib(&self) -> Option<u64> {

@@ -5,6 +5,7 @@
 //! and writes a report (JSON, Markdown, SVG) with PASS/MISS per target.
 
 mod children;
+mod cpu;
 mod drive;
 mod env;
 mod mix;
@@ -26,8 +27,13 @@ pub struct LoadgenArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: Scenario,
-    /// Simulated routers to start and register (the largest fleet size measured).
-    #[arg(long, default_value_t = 1000)]
+    /// Simulated routers to start and register (the largest fleet size measured); by
+    /// default 10,000 for `all`, `sessions` and `fleet-scaling`, the fleet, and
+    /// 1,000 for the others.
+    #[arg(long = "routers")]
+    pub routers_flag: Option<usize>,
+    /// `--routers`, or the scenario's default; set by [`run`].
+    #[arg(skip)]
     pub routers: usize,
     /// Total measuring time, shared among the scenario's phases (e.g. 30s, 2m, 500ms).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
@@ -140,7 +146,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs the load test and writes its report. Missed targets are reported, not errors;
 /// errors mean the tool itself could not do its job.
-pub async fn run(args: LoadgenArgs) -> Result<(), LoadgenError> {
+pub async fn run(mut args: LoadgenArgs) -> Result<(), LoadgenError> {
+    args.routers = args.routers_flag.unwrap_or(match args.scenario {
+        Scenario::All | Scenario::Sessions | Scenario::FleetScaling => 10_000,
+        _ => 1000,
+    });
     if args.routers == 0 {
         return Err(LoadgenError::Usage("--routers must be at least 1".into()));
     }

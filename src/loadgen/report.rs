@@ -146,6 +146,9 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if r.phases.iter().any(|p| p.cpu.is_some()) {
+        s.push_str(&cpu_table(r));
+    }
     if !r.fleet.is_empty() {
         s.push_str("\n| routers | registering s | up s | server RSS MiB | probe p50 ms |\n");
         s.push_str("|---|---|---|---|---|\n");
@@ -170,6 +173,49 @@ pub fn markdown(r: &Report) -> String {
             s,
             "\nRestart with {} stored routers: all sessions open after {up:.1} s, RSS {rss:.1} MiB.",
             r.routers
+        );
+    }
+    s
+}
+
+/// Where the CPU went in each phase: busy cores by process and CPU time per unit of work.
+/// All processes share the machine's cores, so this (not the rate alone) says whether the
+/// server or the machine is the limit.
+fn cpu_table(r: &Report) -> String {
+    let mut s = format!(
+        "\nCPU by process (cores busy of {}; µs of CPU per unit of work):\n\n",
+        r.cores
+    );
+    s.push_str("| phase | machine | loadgen | server | sims | other | loadgen µs | server µs | sims µs |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    for p in &r.phases {
+        let Some(c) = &p.cpu else { continue };
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.0} | {} | {:.0} |",
+            p.name,
+            c.machine_cores,
+            c.loadgen_cores,
+            opt(c.server_cores, 2),
+            c.sims_cores,
+            c.other_cores,
+            c.loadgen_us_per_unit,
+            opt(c.server_us_per_unit, 0),
+            c.sims_us_per_unit
+        );
+    }
+    let total = |name: &str| {
+        let c = r.phases.iter().find(|p| p.name == name)?.cpu.as_ref()?;
+        Some(c.loadgen_us_per_unit + c.server_us_per_unit.unwrap_or(0.0) + c.sims_us_per_unit)
+    };
+    if let (Some(raw), Some(exec)) = (total("raw-baseline"), total("exec-closed")) {
+        let _ = writeln!(
+            s,
+            "\nCPU per unit of work, all processes: execute-command {exec:.0} µs, raw {raw:.0} µs. \
+             With every core to itself, this run could reach at most {:.0}% of the raw rate \
+             through HTTP, however the cores were shared.",
+            100.0 * raw / exec.max(f64::MIN_POSITIVE)
         );
     }
     s

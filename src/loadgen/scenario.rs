@@ -87,7 +87,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
             );
             let mode = Mode::Open { rate: args.rate };
             let name = format!("scaling-{size}");
-            let result = drive::run(&name, mode, per, work, show).await;
+            let result = measured(&env, &name, mode, per, work, show).await;
             step.probe = Some(result.latency.clone());
             report.phases.push(result);
         }
@@ -106,8 +106,8 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         let mode = Mode::Closed {
             concurrency: args.concurrency * 4,
         };
-        let result = drive::run("raw-baseline", mode, per, raw::resource_work(conns), show);
-        let result = result.await;
+        let work = raw::resource_work(conns);
+        let result = measured(&env, "raw-baseline", mode, per, work, show).await;
         report.baseline_rate = Some(result.rate);
         report.phases.push(result);
     }
@@ -116,11 +116,12 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         let mode = Mode::Closed {
             concurrency: args.concurrency,
         };
-        let closed = drive::run("exec-closed", mode, per, work.clone(), show).await;
+        let closed = measured(&env, "exec-closed", mode, per, work.clone(), show).await;
         let half = report.baseline_rate.unwrap_or(closed.rate) / 2.0;
         report.phases.push(closed);
-        let open = drive::run("exec-open-half", Mode::Open { rate: half }, per, work, show);
-        report.phases.push(open.await);
+        let open = Mode::Open { rate: half };
+        let open = measured(&env, "exec-open-half", open, per, work, show).await;
+        report.phases.push(open);
     }
     if sc.has(Scenario::ProfileVsHealth) {
         let mode = Mode::Closed {
@@ -130,7 +131,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
             let work = mix::work(env.rest.clone(), everyone.clone(), vec![(kind, 1)]);
             report
                 .phases
-                .push(drive::run(name, mode, per, work, show).await);
+                .push(measured(&env, name, mode, per, work, show).await);
         }
     }
     if sc.has(Scenario::Mixed) {
@@ -143,10 +144,25 @@ pub async fn run(args: &LoadgenArgs) -> Result<Report, LoadgenError> {
         };
         report
             .phases
-            .push(drive::run("mixed", mode, per, work, show).await);
+            .push(measured(&env, "mixed", mode, per, work, show).await);
     }
     report.targets = targets(&report);
     Ok(report)
+}
+
+/// Runs one phase and records where the machine's CPU went meanwhile.
+async fn measured(
+    env: &Env,
+    name: &str,
+    mode: Mode,
+    per: Duration,
+    work: drive::Work,
+    show: bool,
+) -> PhaseResult {
+    let meter = env.cpu_meter();
+    let mut result = drive::run(name, mode, per, work, show).await;
+    result.cpu = meter.finish(result.units);
+    result
 }
 
 fn phase<'a>(r: &'a Report, name: &str) -> Option<&'a PhaseResult> {

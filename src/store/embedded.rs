@@ -13,6 +13,7 @@
 mod accounts;
 mod audit;
 mod refresh;
+mod router_cache;
 mod routers;
 mod tables;
 mod volatile;
@@ -28,6 +29,7 @@ use super::{
     ApiKey, AuditEntry, NewRouter, NewUser, ProfileUpdate, RefreshOutcome, Router, RouterId,
     RouterStatus, Store, StoreError, StoreResult, Timestamp, User, UserId,
 };
+use router_cache::RouterCache;
 use volatile::Volatile;
 
 /// The file name [`EmbeddedStore::open_in`] uses inside the data directory.
@@ -98,6 +100,9 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Router status and throttle windows; lost on restart by design.
     volatile: Arc<Volatile>,
+    /// Routers read recently, so that the per-request ownership check of every
+    /// `/routers/{id}/...` call needs no blocking task (see [`router_cache`]).
+    routers: Arc<RouterCache>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -130,6 +135,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             volatile: Arc::new(Volatile::default()),
+            routers: Arc::new(RouterCache::default()),
         })
     }
 
@@ -231,7 +237,15 @@ impl Store for EmbeddedStore {
     }
 
     async fn router(&self, id: RouterId) -> StoreResult<Option<Router>> {
-        self.read(move |tx| routers::by_id(tx, id)).await
+        if let Some(router) = self.routers.get(id) {
+            return Ok(Some(router));
+        }
+        let epoch = self.routers.epoch();
+        let found = self.read(move |tx| routers::by_id(tx, id)).await?;
+        if let Some(router) = &found {
+            self.routers.fill(epoch, router);
+        }
+        Ok(found)
     }
 
     async fn routers_for_user(&self, user: UserId) -> StoreResult<Vec<Router>> {
@@ -244,11 +258,16 @@ impl Store for EmbeddedStore {
 
     async fn update_router(&self, router: Router) -> StoreResult<Router> {
         let now = Timestamp::now();
-        self.write(move |tx| routers::update(tx, router, now)).await
+        let id = router.id;
+        let result = self.write(move |tx| routers::update(tx, router, now)).await;
+        self.routers.invalidate(id);
+        result
     }
 
     async fn delete_router(&self, id: RouterId) -> StoreResult<Option<Router>> {
-        let removed = self.write(move |tx| routers::delete(tx, id)).await?;
+        let removed = self.write(move |tx| routers::delete(tx, id)).await;
+        self.routers.invalidate(id);
+        let removed = removed?;
         if removed.is_some() {
             self.volatile.forget_router(id);
         }
