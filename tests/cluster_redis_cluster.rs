@@ -155,9 +155,10 @@ async fn two_nodes_on_a_redis_cluster_forward_and_deduplicate() {
         }
     }
     let forwarded = |n: &Node| n.state.dispatch.cluster().unwrap().view().forwarded;
+    // (Which node forwards depends on where rendezvous put the six routers.)
     assert!(
-        forwarded(&a) > 0 && forwarded(&b) > 0,
-        "both nodes forwarded"
+        forwarded(&a) + forwarded(&b) >= ROUTERS as u64,
+        "forwarding happened"
     );
     for i in 0..ROUTERS {
         assert_eq!(sim.router(i).active_sessions(), 1, "router {i}");

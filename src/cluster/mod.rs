@@ -895,6 +895,9 @@ impl Inner {
                 let outcome = Outcome::from(&result);
                 if let Err(e) = self.finish(&record_key, &outcome).await {
                     tracing::warn!(cause = %e, "cannot record a command's outcome");
+                    // It ran: its claim must never read as "not run" here, so this copy
+                    // stays counted (retries then report the outcome as unknown).
+                    std::mem::forget(_attempt);
                 }
                 outcome
             }
@@ -958,7 +961,15 @@ impl Inner {
                     if *node == self.node && !self.running.contains_key(record_key) {
                         // A claim of this node's that it never acted on (its answer was
                         // lost): the command did not run and never will.
+                        // (Unless it finished in between: then its outcome stands.)
                         self.release_claim(record_key, false).await;
+                        if let Ok(mut conn) = self.conn().await {
+                            if let Ok(Some(Record::Done(outcome))) =
+                                records::read(&mut conn, record_key).await
+                            {
+                                return outcome;
+                            }
+                        }
                         return Outcome::Unavailable(
                             "an earlier attempt with this key was not run; it will not run".into(),
                         );
