@@ -674,6 +674,11 @@ async fn idempotency_key_runs_a_command_once() {
     assert_eq!(first["result"], second["result"]);
     assert_eq!(env.sim.router(0).executions("c1"), 1);
 
+    // The same key with a different command runs that command, never replays another's.
+    let reused = send("once-1", add("c3")).await.unwrap();
+    assert_eq!(reused.status(), StatusCode::OK);
+    assert_eq!(env.sim.router(0).executions("c3"), 1);
+
     let other = send("once-2", add("c1")).await.unwrap();
     assert_eq!(other.status(), StatusCode::OK);
     assert_eq!(env.sim.router(0).executions("c1"), 2);

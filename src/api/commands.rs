@@ -77,7 +77,7 @@ pub async fn execute_command(
     let body = CommandBody::read(router.id, req, &["method", "params"], default, max)?;
     let (command, method, timeout) = (body.command.clone(), body.method.clone(), body.timeout);
     let rest = body.parse(body.fields.get("params"))?;
-    let key = idempotency_key(req, router).map_err(|e| body.fail(e))?;
+    let key = idempotency_key(req, router, &rest).map_err(|e| body.fail(e))?;
     let started = Instant::now();
     let outcome = state.dispatch.execute(router, rest, timeout, key).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -100,7 +100,11 @@ pub async fn execute_command(
 /// The request's `Idempotency-Key`, scoped to the router's owner and the router: with the
 /// Redis store, a retry carrying the same key gets the first outcome instead of a second
 /// run, on whichever node it lands. At most 64 of `A-Z a-z 0-9 . _ : -`.
-fn idempotency_key(req: &ApiRequest, router: &Router) -> Result<Option<String>, String> {
+fn idempotency_key(
+    req: &ApiRequest,
+    router: &Router,
+    rest: &RestRequest,
+) -> Result<Option<String>, String> {
     let mut values = req.headers.get_all("idempotency-key").iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -120,7 +124,19 @@ fn idempotency_key(req: &ApiRequest, router: &Router) -> Result<Option<String>, 
                 .into(),
         );
     }
-    Ok(Some(format!("k{}-{}-{key}", router.owner, router.id)))
+    // The request itself is part of the key: reusing a key for a different command runs
+    // that command instead of replaying another command's outcome.
+    let fingerprint = ring::digest::digest(
+        &ring::digest::SHA256,
+        json!([rest.method.as_str(), rest.command, rest.params, rest.data])
+            .to_string()
+            .as_bytes(),
+    );
+    let fingerprint = hex::encode(&fingerprint.as_ref()[..8]);
+    Ok(Some(format!(
+        "k{}-{}-{key}-{fingerprint}",
+        router.owner, router.id
+    )))
 }
 
 /// The body shared by `execute-command` and `stream`, read with the contract's failure

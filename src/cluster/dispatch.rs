@@ -73,14 +73,23 @@ impl Dispatch {
                 })
             })
             .clone();
-        entry
+        let outcome = entry
             .outcome
-            .get_or_init(|| async {
-                Outcome::from(&self.fleet.execute(router.id, req, timeout).await)
+            .get_or_try_init(|| async {
+                let outcome = Outcome::from(&self.fleet.execute(router.id, req, timeout).await);
+                // Not sent: not remembered, so a retry tries again.
+                if outcome.never_sent() {
+                    Err(outcome)
+                } else {
+                    Ok(outcome)
+                }
             })
-            .await
-            .clone()
-            .into_result()
+            .await;
+        match outcome {
+            Ok(recorded) => recorded.clone(),
+            Err(not_sent) => not_sent,
+        }
+        .into_result()
     }
 
     pub fn fleet(&self) -> &Fleet {

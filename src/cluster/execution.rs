@@ -105,6 +105,11 @@ impl Inner {
                     );
                 }
                 let outcome = Outcome::from(&result);
+                if outcome.never_sent() {
+                    // Never reached the router: clear the claim so a retry tries again.
+                    self.release_claim(&record_key, true).await;
+                    return outcome;
+                }
                 if let Err(e) = self.finish(&record_key, &outcome).await {
                     tracing::warn!(cause = %e, "cannot record a command's outcome");
                     // It ran: its claim must never read as "not run" here, so this copy

@@ -144,6 +144,13 @@ impl From<&Result<Value, ExecError>> for Outcome {
 }
 
 impl Outcome {
+    /// The command never reached the router (no connection could be made): nothing to
+    /// remember, a retry with the same key should try again.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, Outcome::Unreachable(m) if m.starts_with("cannot connect"))
+            || matches!(self, Outcome::Backlog)
+    }
+
     pub fn into_result(self) -> Result<Value, ExecError> {
         let failed = |f| Err(ExecError::Failed(f));
         match self {
